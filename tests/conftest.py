@@ -1,0 +1,4 @@
+import torch
+
+# Two cores here and in CI: more threads only contend.
+torch.set_num_threads(2)
