@@ -1,0 +1,57 @@
+"""Reading and writing images as HxWx3 uint8 RGB arrays (Pillow, as mmediting's ``backend='pillow'``)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+
+class ImageError(ValueError):
+    """An image file that cannot be read or written; the message names the file and the fix."""
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read ``path`` as an HxWx3 uint8 RGB array, EXIF orientation applied (mmcv ``_pillow2array``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"image {path} does not exist; give the path of an existing image file")
+    try:
+        with Image.open(path) as image:
+            # Decoding is lazy: load() here so that truncated files fail inside this try.
+            image.load()
+            image = ImageOps.exif_transpose(image).convert("RGB")
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageError(f"cannot read image {path} ({reason}); give a valid PNG/JPEG/BMP/TIFF file") from None
+    return np.asarray(image, dtype=np.uint8).copy()
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an HxWx3 uint8 array to ``path`` (format from the suffix, PNG without one), atomically."""
+    path = Path(path)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ImageError(f"cannot save {path}: expected an HxWx3 uint8 array, got {image.dtype} "
+                         f"{tuple(image.shape)}; convert it with ttsr.data.to_image first")
+    suffix = path.suffix.lower() or ".png"
+    image_format = Image.registered_extensions().get(suffix)
+    if image_format is None or image_format not in Image.SAVE:
+        raise ImageError(f"cannot save {path}: unknown image suffix {suffix!r}; use .png or .jpg")
+    # JPEG's default quality (75) would blur away the detail super-resolution adds.
+    options = {"quality": 95} if image_format == "JPEG" else {}
+    if not path.parent.is_dir():
+        raise ImageError(f"cannot save {path}: folder {path.parent} does not exist; create it first")
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            Image.fromarray(np.ascontiguousarray(image)).save(stream, format=image_format, **options)
+        os.replace(temp_name, path)
+    except OSError as exc:
+        Path(temp_name).unlink(missing_ok=True)
+        raise ImageError(f"cannot save {path} ({exc.strerror or exc}); check the path and free space") from None
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
