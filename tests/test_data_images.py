@@ -75,6 +75,12 @@ def test_save_round_trip_leaves_only_the_file(tmp_path, name):
     np.testing.assert_array_equal(load_image(tmp_path / name), image)
 
 
+def test_save_gives_the_permissions_of_a_plain_new_file(tmp_path):
+    save_image(tmp_path / "out.png", two_colour_image())
+    (tmp_path / "plain").write_bytes(b"")
+    assert (tmp_path / "out.png").stat().st_mode == (tmp_path / "plain").stat().st_mode
+
+
 def test_save_jpeg_by_suffix(tmp_path):
     save_image(tmp_path / "out.jpg", two_colour_image())
     with Image.open(tmp_path / "out.jpg") as saved:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +33,10 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an HxWx3 uint8 array to ``path`` (format from the suffix, PNG without one), atomically."""
     path = Path(path)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ImageError(f"cannot save {path}: expected an HxWx3 uint8 array, got {image.dtype} "
-                         f"{tuple(image.shape)}; convert it with ttsr.data.to_image first")
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = f"{image.dtype} {tuple(image.shape)}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ImageError(f"cannot save {path}: expected an HxWx3 uint8 array, got {got}; "
+                         f"convert it with ttsr.data.to_image first")
     suffix = path.suffix.lower() or ".png"
     image_format = Image.registered_extensions().get(suffix)
     if image_format is None or image_format not in Image.SAVE:
@@ -44,14 +45,15 @@ def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
     options = {"quality": 95} if image_format == "JPEG" else {}
     if not path.parent.is_dir():
         raise ImageError(f"cannot save {path}: folder {path.parent} does not exist; create it first")
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not tempfile.mkstemp: its 0600 mode would stick to the output; open() honours the umask.
+    temp_name = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        with os.fdopen(handle, "wb") as stream:
+        with open(temp_name, "xb") as stream:
             Image.fromarray(np.ascontiguousarray(image)).save(stream, format=image_format, **options)
         os.replace(temp_name, path)
     except OSError as exc:
-        Path(temp_name).unlink(missing_ok=True)
+        temp_name.unlink(missing_ok=True)
         raise ImageError(f"cannot save {path} ({exc.strerror or exc}); check the path and free space") from None
     except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+        temp_name.unlink(missing_ok=True)
         raise
