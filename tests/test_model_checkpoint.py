@@ -106,6 +106,28 @@ def test_official_layout_is_mapped(tmp_path, seeded_state, seeded_output, other_
     assert_loads_seeded(tmp_path / "official.pt", seeded_output, other_output)
 
 
+# Modules of equal shape that a swapped name would mix up without any shape
+# error (pairs from the facts file's official -> mmediting key map).
+SAME_SHAPE_PAIRS = [
+    ("up1.upsample_conv", "conv12"), ("up2.upsample_conv", "conv23"),
+    ("csfi3.conv1to2", "ex123.conv12"), ("csfi3.conv1to4", "ex123.conv13"), ("csfi3.conv2to4", "ex123.conv23"),
+    ("csfi3.conv2to1", "ex123.conv21"), ("csfi3.conv4to1_1", "ex123.conv31_1"),
+    ("csfi3.conv4to1_2", "ex123.conv31_2"), ("csfi3.conv4to2", "ex123.conv32"),
+    ("csfi3.conv_merge2", "ex123.conv_merge2"), ("csfi3.conv_merge4", "ex123.conv_merge3"),
+    ("conv_first1", "conv11_head"), ("conv_last1", "conv11_tail"),
+    ("res_block2_1.7", "RB21.7"), ("res_block2_2.0", "RB22.0"), ("res_block3_3.3", "RB33.3"),
+    ("conv_last2_1", "conv21_tail"), ("conv_last3_2", "conv32_tail"),
+    ("merge_features.conv1to4", "merge_tail.conv13"), ("merge_features.conv2to4", "merge_tail.conv23"),
+    ("sfe.body.15", "SFE.RBs.15"), ("sfe.conv_last", "SFE.conv_tail"),
+]
+
+
+@pytest.mark.parametrize(("ours", "official"), SAME_SHAPE_PAIRS)
+def test_official_names_of_same_shape_modules(ours, official):
+    suffix = ".conv1.weight" if "res_block" in ours or "body" in ours else ".weight"
+    assert to_official_key(f"generator.{ours}{suffix}") == f"MainNet.{official}{suffix}"
+
+
 def test_official_layout_without_mean_shift_and_with_wrapper_prefix(tmp_path, seeded_state, seeded_output,
                                                                      other_output):
     official = {"module." + to_official_key(key): value for key, value in seeded_state.items()
@@ -181,7 +203,7 @@ def test_numpy1_scalar_name_loads(tmp_path, seeded_output, other_output):
     assert_loads_seeded(path, seeded_output, other_output)
 
 
-UNPICKLED = []
+UNPICKLED: list[bool] = []
 
 
 def mark_unpickled() -> None:

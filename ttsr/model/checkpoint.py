@@ -8,6 +8,7 @@ from the internet and must never run code.  Every failure becomes one
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import pickle
 import re
@@ -107,7 +108,7 @@ def _numpy_safe_globals() -> list[Any]:
     # mmcv stores numpy scalars (e.g. best scores in meta['hook_msgs']).
     # Rebuilding a scalar or a dtype from bytes runs no user code, so exactly
     # these are allowed; numpy 1.x files name the scalar ``numpy.core...``.
-    scalar = np._core.multiarray.scalar
+    scalar = importlib.import_module("numpy._core.multiarray").scalar
     dtype_classes = {type(np.dtype(code))
                      for code in "?" + np.typecodes["AllInteger"] + np.typecodes["AllFloat"]}
     return [(scalar, "numpy.core.multiarray.scalar"),
@@ -134,7 +135,7 @@ def _read_file(path: Path, map_location: Any) -> Any:
     except pickle.UnpicklingError as error:
         refused = _REFUSED_GLOBAL.search(str(error))
         if refused is None:
-            raise CheckpointError(f"checkpoint {path} is not a readable PyTorch file "
+            raise CheckpointError(f"checkpoint {path} cannot be read as a PyTorch checkpoint "
                                   f"({_first_sentence(error)}); download it again") from error
         name = refused.group(1) or refused.group(2)
         raise CheckpointError(
@@ -145,7 +146,7 @@ def _read_file(path: Path, map_location: Any) -> Any:
     except Exception as error:
         # torch reports a damaged or foreign file with whatever its parser hit
         # (KeyError, EOFError, RuntimeError from the zip reader, ...).
-        raise CheckpointError(f"checkpoint {path} is not a readable PyTorch file "
+        raise CheckpointError(f"checkpoint {path} cannot be read as a PyTorch checkpoint "
                               f"({_first_sentence(error)}); check the path or download it again") from error
 
 
