@@ -23,11 +23,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         with Image.open(path) as image:
             # Decoding is lazy: load() here so that truncated files fail inside this try.
             image.load()
-            image = ImageOps.exif_transpose(image).convert("RGB")
+            rgb = ImageOps.exif_transpose(image).convert("RGB")
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(f"cannot read image {path} ({reason}); give a valid PNG/JPEG/BMP/TIFF file") from None
-    return np.asarray(image, dtype=np.uint8).copy()
+    return np.asarray(rgb, dtype=np.uint8).copy()
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray) -> None:

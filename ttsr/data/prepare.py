@@ -158,11 +158,12 @@ def to_image(sr: np.ndarray | Tensor) -> np.ndarray:
     """
     if isinstance(sr, Tensor):
         sr = sr.detach().cpu().float().numpy()
-    sr = np.asarray(sr, dtype=np.float32)
-    if sr.ndim == 4 and sr.shape[0] == 1:
-        sr = sr[0]
-    if sr.ndim != 3 or sr.shape[0] != 3:
-        raise ValueError(f"expected one image of shape (3, H, W) or (1, 3, H, W), got {tuple(sr.shape)}; "
+    chw = np.asarray(sr, dtype=np.float32)
+    if chw.ndim == 4 and chw.shape[0] == 1:
+        chw = chw[0]
+    if chw.ndim != 3 or chw.shape[0] != 3:
+        raise ValueError(f"expected one image of shape (3, H, W) or (1, 3, H, W), got {tuple(chw.shape)}; "
                          f"convert batch items one at a time")
-    unit = np.clip((sr + np.float32(1)) / np.float32(2), 0, 1)
-    return np.round(unit * np.float32(255)).astype(np.uint8).transpose(1, 2, 0).copy()
+    unit = np.clip((chw + np.float32(1)) / np.float32(2), 0, 1)
+    image: np.ndarray = np.round(unit * np.float32(255)).astype(np.uint8).transpose(1, 2, 0).copy()
+    return image

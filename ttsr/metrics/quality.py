@@ -28,7 +28,8 @@ def _gaussian_kernel() -> np.ndarray:
     """1-D kernel of cv2.getGaussianKernel(11, 1.5); its outer product is mmediting's 2-D window."""
     offsets = np.arange(_WINDOW, dtype=np.float64) - (_WINDOW - 1) / 2
     kernel = np.exp(-(offsets ** 2) / (2 * _SIGMA ** 2))
-    return kernel / kernel.sum()
+    normalised: np.ndarray = kernel / kernel.sum()
+    return normalised
 
 
 _KERNEL = _gaussian_kernel()
@@ -64,7 +65,8 @@ def psnr(pred: np.ndarray, gt: np.ndarray, crop_border: int = 4, convert_to: str
 def _filter_valid(image: np.ndarray) -> np.ndarray:
     """Separable Gaussian filtering of an HxW array where the whole window fits ("valid")."""
     rows = sliding_window_view(image, _WINDOW, axis=0) @ _KERNEL
-    return sliding_window_view(rows, _WINDOW, axis=1) @ _KERNEL
+    filtered: np.ndarray = sliding_window_view(rows, _WINDOW, axis=1) @ _KERNEL
+    return filtered
 
 
 def _ssim_channel(pred: np.ndarray, gt: np.ndarray) -> float:
