@@ -79,9 +79,17 @@ def test_mmediting_mode_is_blue_channel_ssim():
     # Distort the channels differently so that per-channel SSIMs differ.
     pred[..., 0] = gt[..., 0]
     pred[..., 2] = np.clip(gt[..., 2].astype(int) + 60 * (np.arange(gt.shape[1]) % 2), 0, 255)
-    blue = structural_similarity(gt[4:-4, 4:-4, 2], pred[4:-4, 4:-4, 2], **SKIMAGE_SSIM)
+    # mmediting 0.x: BGR arrays, crop img[cb:-cb, cb:-cb, None] -> (H', W', 1, 3), loop over axis 2 (length 1)
+    # scoring img[..., 0] -> the first BGR channel.
+    def scored_channel(rgb):
+        cropped = rgb[..., ::-1][4:-4, 4:-4, None]
+        assert cropped.shape[2] == 1
+        return cropped[..., 0][..., 0]
+
+    np.testing.assert_array_equal(scored_channel(gt), gt[4:-4, 4:-4, 2])
+    expected = structural_similarity(scored_channel(gt), scored_channel(pred), **SKIMAGE_SSIM)
     old = ssim(pred, gt, mode="mmediting-0.x")
-    assert old == pytest.approx(blue, abs=1e-10)
+    assert old == pytest.approx(expected, abs=1e-10)
     assert abs(old - ssim(pred, gt)) > 0.05
 
 
