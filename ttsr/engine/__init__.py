@@ -1,0 +1,1 @@
+"""TensorRT engine building: optimisation profiles, the JSON sidecar, the builder (TensorRT imported lazily)."""

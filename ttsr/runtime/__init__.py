@@ -1,0 +1,1 @@
+"""Inference backends (trt, ort, torch), batching and latency statistics."""

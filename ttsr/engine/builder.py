@@ -1,0 +1,215 @@
+"""Build a TensorRT engine from the rewritten TTSR graph (TensorRT 10.x and 11.x).
+
+Precision lives in the graph: an FP16 engine is built strongly typed from the
+FP16 graph (``ttsr.surgery.fp16``), an FP32 engine from the FP32 graph.  The
+weakly typed FP16 flag is used only when asked for and only where the installed
+TensorRT still has it (removed in 11.0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ttsr import contract
+from ttsr.engine.gpu import GpuInfo, detect_gpu
+from ttsr.engine.onnx_info import inspect_onnx
+from ttsr.engine.profiles import Profile, check_graph_inputs
+from ttsr.engine.sidecar import (HARDWARE_COMPAT_LEVELS, EngineSidecar, PluginInfo,
+                                 write_atomic, write_sidecar)
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+PRECISIONS = ("fp16", "fp32")
+INSTALL_HINT = ("install it with `pip install tensorrt-cu12 pycuda` "
+                "(or `pip install -e .[trt]`) on a machine with an NVIDIA driver")
+PLUGIN_HINT = ("build it with `bash scripts/setup.sh` (cmake configures the plugin when it finds "
+               "TensorRT: pass -DTensorRT_ROOT=/path/to/TensorRT) or pass --plugin")
+
+
+class BuildError(RuntimeError):
+    """The engine cannot be built; the message is one line naming the fix."""
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tool_version() -> str:
+    try:
+        return metadata.version("ttsr-trt")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def require_tensorrt() -> str:
+    """The installed TensorRT version, or BuildError with the install hint.
+
+    A directory holding only type stubs also imports as ``tensorrt`` (a
+    namespace package), so the check is for the real ``Builder``.
+    """
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise BuildError(f"TensorRT is not installed; {INSTALL_HINT}") from None
+    if not hasattr(trt, "Builder"):
+        raise BuildError(f"TensorRT is not installed (only its type stubs are); {INSTALL_HINT}")
+    return str(trt.__version__)
+
+
+def require_gpu() -> GpuInfo:
+    gpu = detect_gpu()
+    if gpu is None:
+        raise BuildError("no NVIDIA GPU found (pycuda and nvidia-smi see none); TensorRT engines are "
+                         "built and run on the GPU: use --backend ort on this machine")
+    return gpu
+
+
+def load_plugin_library(registry: "trt.IPluginRegistry", path: str | os.PathLike[str]) -> None:
+    """Register the TTSRSearchTransfer creator from ``path`` (dynamic registration, getCreators)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BuildError(f"plugin library {path} does not exist; {PLUGIN_HINT}")
+    try:
+        handle = registry.load_library(str(path))
+    except Exception as exc:  # the bindings raise plain exceptions for dlopen failures
+        raise BuildError(f"plugin library {path} could not be loaded ({exc}); {PLUGIN_HINT}") from None
+    # load_library returns no handle when the creators are already registered (loaded earlier in
+    # this process); that is fine as long as the creator is there.
+    if handle is None and registry.get_creator(contract.OP_TYPE, contract.PLUGIN_VERSION,
+                                               contract.PLUGIN_NAMESPACE) is None:
+        raise BuildError(f"plugin library {path} loaded but registers no {contract.OP_TYPE} "
+                         f"version {contract.PLUGIN_VERSION}; {PLUGIN_HINT}")
+
+
+@dataclass
+class BuildOptions:
+    onnx_path: Path
+    output: Path
+    profiles: list[Profile]
+    plugin_library: Path
+    precision: str = "fp16"
+    workspace_mib: int | None = None
+    timing_cache: Path | None = None
+    optimization_level: int | None = None
+    hardware_compatibility: str = "none"
+    weak_fp16: bool = False
+    checkpoint_sha256: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def check_options(options: BuildOptions) -> None:
+    """Everything that can be checked without TensorRT: precision, profiles vs the graph."""
+    if options.precision not in PRECISIONS:
+        raise BuildError(f"precision {options.precision!r} is not one of {', '.join(PRECISIONS)}")
+    if options.hardware_compatibility not in HARDWARE_COMPAT_LEVELS:
+        raise BuildError(f"hardware compatibility {options.hardware_compatibility!r} is not one of "
+                         f"{', '.join(HARDWARE_COMPAT_LEVELS)}")
+    if options.optimization_level is not None and not 0 <= options.optimization_level <= 5:
+        raise BuildError(f"builder optimisation level {options.optimization_level} is not in 0..5")
+    if not options.profiles:
+        raise BuildError("no optimisation profile given")
+    info = inspect_onnx(options.onnx_path)
+    if not info.rewritten:
+        raise BuildError(f"{options.onnx_path} has no {contract.OP_TYPE} node; TensorRT cannot parse "
+                         f"the plain export: rewrite it with `python -m ttsr.cli export --rewrite`")
+    want = "fp32" if options.weak_fp16 else options.precision
+    if info.precision != want:
+        raise BuildError(f"{options.onnx_path} is an {info.precision.upper()} graph but a strongly typed "
+                         f"{options.precision} build needs the {want.upper()} graph (ttsr.surgery.fp16)")
+    for profile in options.profiles:
+        check_graph_inputs(profile, info.inputs)
+
+
+def _parse(network: "trt.INetworkDefinition", logger: "trt.ILogger", onnx_path: Path
+           ) -> "trt.OnnxParser":
+    import tensorrt as trt
+
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = " | ".join(str(parser.get_error(i)).replace("\n", " ")
+                            for i in range(parser.num_errors))
+        raise BuildError(f"TensorRT could not parse {onnx_path}: {errors}")
+    return parser
+
+
+def _configure(builder: "trt.Builder", options: BuildOptions
+               ) -> tuple["trt.IBuilderConfig", "trt.ITimingCache | None"]:
+    import tensorrt as trt
+
+    config = builder.create_builder_config()
+    if options.workspace_mib is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    if options.optimization_level is not None:
+        config.builder_optimization_level = options.optimization_level
+    config.hardware_compatibility_level = getattr(
+        trt.HardwareCompatibilityLevel, options.hardware_compatibility.upper())
+    if options.weak_fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+    cache = None
+    if options.timing_cache is not None:
+        blob = options.timing_cache.read_bytes() if options.timing_cache.is_file() else b""
+        cache = config.create_timing_cache(blob)
+        config.set_timing_cache(cache, ignore_mismatch=False)
+    for profile in options.profiles:
+        trt_profile = builder.create_optimization_profile()
+        for name, (low, opt, high) in profile.shapes().items():
+            trt_profile.set_shape(name, trt.Dims(list(low)), trt.Dims(list(opt)), trt.Dims(list(high)))
+        config.add_optimization_profile(trt_profile)
+    return config, cache
+
+
+def build_engine(options: BuildOptions) -> EngineSidecar:
+    """Build and write ``options.output`` and its sidecar; returns the sidecar."""
+    check_options(options)
+    version = require_tensorrt()
+    import tensorrt as trt
+
+    if options.weak_fp16 and not hasattr(trt.BuilderFlag, "FP16"):
+        raise BuildError(f"TensorRT {version} has no weakly typed FP16 flag (removed in "
+                         f"11.0); build strongly typed from the FP16 graph (drop --weak-fp16)")
+    gpu = require_gpu()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    load_plugin_library(builder.get_plugin_registry(), options.plugin_library)
+
+    flags = 0 if options.weak_fp16 else 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    _parse(network, logger, options.onnx_path)
+    config, cache = _configure(builder, options)
+
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise BuildError("TensorRT failed to build the engine (see its log above); try a smaller "
+                         "profile or a larger --workspace")
+    write_atomic(options.output, bytes(serialized))
+    if cache is not None and options.timing_cache is not None:
+        write_atomic(options.timing_cache, bytes(config.get_timing_cache().serialize()))
+
+    sidecar = EngineSidecar(
+        tensorrt_version=version,
+        gpu_name=gpu.name,
+        compute_capability=gpu.compute_capability,
+        precision=("fp16-weak" if options.weak_fp16 else options.precision),
+        hardware_compatibility=options.hardware_compatibility,
+        profiles=list(options.profiles),
+        plugin=PluginInfo(contract.OP_TYPE, contract.PLUGIN_VERSION, str(options.plugin_library),
+                          file_sha256(options.plugin_library)),
+        onnx_sha256=file_sha256(options.onnx_path),
+        checkpoint_sha256=options.checkpoint_sha256,
+        build_time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        tool_version=tool_version(),
+        extra=dict(options.extra),
+    )
+    write_sidecar(options.output, sidecar)
+    return sidecar

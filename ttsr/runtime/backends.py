@@ -1,0 +1,104 @@
+"""The three inference backends behind one ``run(inputs) -> sr`` interface, and the default choice.
+
+* ``trt``: a TensorRT engine on the GPU (:mod:`ttsr.runtime.trt_backend`).
+* ``ort``: ONNX Runtime on the CPU over the rewritten graph, whose plugin node
+  runs in the CPU twin of the CUDA kernels (:mod:`ttsr.runtime.ort_backend`).
+* ``torch``: the PyTorch reference model itself, on the CPU or a CUDA device.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ttsr.data.prepare import ModelInputs
+from ttsr.engine.gpu import detect_gpu
+from ttsr.engine.profiles import Profile
+from ttsr.model.ttsr import TTSR
+
+BACKENDS = ("trt", "ort", "torch")
+
+
+class Backend(Protocol):
+    name: str
+    last_stages: dict[str, float]
+
+    def run(self, inputs: ModelInputs) -> np.ndarray:
+        """SR output (N, 3, 4H, 4W) float32 in [-1, 1]."""
+        ...
+
+
+class TorchBackend:
+    """The PyTorch reference; on CUDA, times are wall-clock after a synchronise."""
+
+    name = "torch"
+
+    def __init__(self, model: TTSR, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.last_stages: dict[str, float] = {}
+
+    def run(self, inputs: ModelInputs) -> np.ndarray:
+        tensors = [t.to(self.device) for t in inputs.as_torch()]
+        with torch.inference_mode():
+            sr = self.model(*tensors)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return sr.float().cpu().numpy()
+
+
+class OrtRunner:
+    """Adapts :class:`ttsr.runtime.ort_backend.OrtBackend` to :class:`Backend`."""
+
+    name = "ort"
+
+    def __init__(self, onnx_path: str | os.PathLike[str], threads: int | None = None) -> None:
+        from ttsr.runtime.ort_backend import OrtBackend
+
+        self.backend = OrtBackend(onnx_path, threads=threads)
+        self.last_stages: dict[str, float] = {}
+
+    def run(self, inputs: ModelInputs) -> np.ndarray:
+        return self.backend.run(inputs)
+
+
+def gpu_present() -> bool:
+    return detect_gpu() is not None
+
+
+def default_backend(engine: str | os.PathLike[str] | None, has_gpu: bool | None = None) -> str:
+    """``trt`` when an engine is given and a GPU is present, else ``ort`` (the rewritten graph on the CPU)."""
+    if engine is None:
+        return "ort"
+    return "trt" if (gpu_present() if has_gpu is None else has_gpu) else "ort"
+
+
+def open_backend(kind: str, *, engine: str | os.PathLike[str] | None = None,
+                 onnx: str | os.PathLike[str] | None = None, model: TTSR | None = None,
+                 plugin_library: str | os.PathLike[str] | None = None, cuda_graph: bool = False,
+                 threads: int | None = None, device: str = "cpu") -> Backend:
+    """Open backend ``kind`` from what it needs: an engine (trt), an ONNX file (ort) or a model (torch)."""
+    if kind == "trt":
+        if engine is None:
+            raise ValueError("the trt backend needs --engine (make one with build_engine.py)")
+        from ttsr.runtime.trt_backend import TrtBackend
+
+        return TrtBackend(engine, plugin_library=plugin_library, cuda_graph=cuda_graph)
+    if kind == "ort":
+        if onnx is None:
+            raise ValueError("the ort backend needs --onnx (the rewritten graph from `ttsr export`)")
+        return OrtRunner(onnx, threads=threads)
+    if kind == "torch":
+        if model is None:
+            raise ValueError("the torch backend needs a model (--checkpoint or --seed)")
+        return TorchBackend(model, device=device)
+    raise ValueError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def backend_profiles(backend: Backend) -> list[Profile] | None:
+    """The engine's optimisation profiles for ``trt``; None where any size runs."""
+    profiles = getattr(backend, "profiles", None)
+    return list(profiles) if profiles is not None else None
