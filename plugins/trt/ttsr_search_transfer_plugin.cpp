@@ -432,8 +432,10 @@ size_t TTSRSearchTransferPlugin::getWorkspaceSize(DynamicPluginTensorDesc const*
         {
             return 0;
         }
-        // Sized at the profile's upper bounds; ttsr_st_workspace_size is non-decreasing in every
-        // dimension, so the same buffer serves every runtime shape of the profile.
+        // One workspace, sized here, serves every runtime shape of the profile. The kernels' size is
+        // non-decreasing in the channel counts and Ref sizes, but not in the LR size: a smaller LR
+        // grid lets them score more Ref positions per pass. So take the maximum over every LR size
+        // of the profile (a cheap host computation, run at build time only).
         Dims const* maxDims[TTSR_ST_NUM_INPUTS];
         for (int32_t i = 0; i < nbInputs; ++i)
         {
@@ -446,7 +448,19 @@ size_t TTSRSearchTransferPlugin::getWorkspaceSize(DynamicPluginTensorDesc const*
             logError("cannot size the workspace: " + error);
             return 0;
         }
-        return ttsr_st_workspace_size(&shape, dtype, mParams.refChunk);
+        int const maxH = shape.h;
+        int const maxW = shape.w;
+        int const minH = static_cast<int>(std::max<int64_t>(inputs[kQ].min.d[2], 1));
+        int const minW = static_cast<int>(std::max<int64_t>(inputs[kQ].min.d[3], 1));
+        size_t bytes = 0;
+        for (shape.h = minH; shape.h <= maxH; ++shape.h)
+        {
+            for (shape.w = minW; shape.w <= maxW; ++shape.w)
+            {
+                bytes = std::max(bytes, ttsr_st_workspace_size(&shape, dtype, mParams.refChunk));
+            }
+        }
+        return bytes;
     }
     catch (std::exception const&)
     {

@@ -3,7 +3,9 @@
 // does (dlopen + getCreators/setLoggerFinder) and drives every plugin method that needs no
 // device: fields, validation, serialisation, formats, dtypes, shapes, workspace sizing.
 //
-// Usage: plugin_host_check <path/to/libttsr_trt_plugin.so>
+// Usage: plugin_host_check <path/to/libttsr_trt_plugin.so> [path/to/libttsr_st_cpu.so]
+// With the second library, the plugin's workspace is also checked against the kernels'
+// ttsr_st_workspace_size at every runtime LR size of a profile.
 // Prints one "ok <check>" line per passing check; exits 1 at the first failure.
 #include <NvInferRuntime.h>
 
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "contract.h"
+#include "ttsr_st_api.h"
 
 using namespace nvinfer1;
 
@@ -426,46 +429,74 @@ void checkRuntimeShapes(IPluginV3OneBuild* build, IPluginV3OneRuntime* runtime, 
     std::printf("ok configurePlugin/onShapeChange accept the contract's shapes and name a mismatched input\n");
 }
 
-void checkWorkspace(IPluginV3OneBuild* build)
+using WorkspaceSizeFn = size_t (*)(ttsr_st_shape const*, ttsr_st_dtype, int);
+
+size_t profileWorkspace(IPluginV3OneBuild* build, Sizes const& min, Sizes const& max, DataType type)
 {
-    // The engine's workspace is sized once at the profile's max dims and reused for every smaller
-    // runtime shape, so the size must never decrease when any one dimension grows.
-    int64_t const grid[] = {1, 3, 16, 41, 97, 160, 270};
+    auto descs = dynamicDescs(max, type);
+    std::vector<Dims> minDims = inputDims(min);
+    for (int32_t i = 0; i < 5; ++i)
+    {
+        descs[i].min = minDims[i];
+        descs[i].desc.dims.d[2] = -1;
+        descs[i].desc.dims.d[3] = -1;
+    }
+    return build->getWorkspaceSize(descs.data(), 5, descs.data() + 5, 4);
+}
+
+void checkWorkspace(IPluginV3OneBuild* build, WorkspaceSizeFn kernelWorkspace)
+{
+    // The engine's workspace is sized once per profile and reused for every runtime shape in it.
+    Sizes const smallest{1, 256, 1, 1, 1, 1, 256, 128, 64};
     for (DataType type : {DataType::kFLOAT, DataType::kHALF})
     {
-        for (int32_t axis = 0; axis < 4; ++axis)
+        ttsr_st_dtype const dtype = type == DataType::kFLOAT ? TTSR_ST_FLOAT32 : TTSR_ST_FLOAT16;
+        for (Sizes const& max : {Sizes{2, 256, 40, 40, 120, 120, 256, 128, 64}, Sizes{1, 256, 64, 48, 30, 100, 256, 128, 64},
+                 Sizes{1, 256, 7, 5, 3, 2, 256, 128, 64}})
         {
-            for (int64_t base : {1, 24, 120})
+            size_t const planned = profileWorkspace(build, smallest, max, type);
+            require(planned > 0, "workspace.positive");
+            // Growing the profile in any one dimension never shrinks the workspace.
+            for (int32_t axis = 0; axis < 4; ++axis)
             {
-                size_t previous = 0;
-                for (int64_t value : grid)
+                Sizes larger = max;
+                int64_t* dims[4] = {&larger.h, &larger.w, &larger.hr, &larger.wr};
+                *dims[axis] += 3;
+                require(profileWorkspace(build, smallest, larger, type) >= planned, "workspace.monotone",
+                    "axis " + std::to_string(axis));
+            }
+            if (kernelWorkspace == nullptr)
+            {
+                continue;
+            }
+            // Every LR size of the profile, at the largest Ref (the kernels' size grows with the Ref).
+            for (int h = 1; h <= max.h; ++h)
+            {
+                for (int w = 1; w <= max.w; ++w)
                 {
-                    int64_t v[4] = {base, base, base, base};
-                    v[axis] = value;
-                    Sizes const s{2, 256, v[0], v[1], v[2], v[3], 256, 128, 64};
-                    auto descs = dynamicDescs(s, type);
-                    size_t const bytes = build->getWorkspaceSize(descs.data(), 5, descs.data() + 5, 4);
-                    require(bytes > 0, "workspace.positive");
-                    require(bytes >= previous, "workspace.monotone",
-                        "axis " + std::to_string(axis) + " base " + std::to_string(base) + " at " + std::to_string(value)
-                            + ": " + std::to_string(bytes) + " < " + std::to_string(previous));
-                    previous = bytes;
+                    ttsr_st_shape const shape{static_cast<int>(max.n), 256, h, w, static_cast<int>(max.hr),
+                        static_cast<int>(max.wr), 256, 128, 64};
+                    size_t const needed = kernelWorkspace(&shape, dtype, 0);
+                    require(needed <= planned, "workspace.covers",
+                        "LR " + std::to_string(h) + "x" + std::to_string(w) + " needs " + std::to_string(needed)
+                            + " bytes > " + std::to_string(planned) + " planned for the profile");
                 }
             }
         }
     }
     auto invalid = dynamicDescs(Sizes{1, 8, 5, 6, 4, 3, 8, 4, 2}, DataType::kINT32);
     require(build->getWorkspaceSize(invalid.data(), 5, invalid.data() + 5, 4) == 0, "workspace.dtype");
-    std::printf("ok workspace positive and non-decreasing in H, W, Hr, Wr (FP32 and FP16)\n");
+    std::printf("ok workspace positive, non-decreasing in the profile%s\n",
+        kernelWorkspace != nullptr ? ", covers every runtime LR size (ttsr_st_workspace_size)" : "");
 }
 
 } // namespace
 
 int main(int argc, char** argv)
 {
-    if (argc != 2)
+    if (argc != 2 && argc != 3)
     {
-        std::fprintf(stderr, "usage: %s path/to/libttsr_trt_plugin.so\n", argv[0]);
+        std::fprintf(stderr, "usage: %s path/to/libttsr_trt_plugin.so [path/to/libttsr_st_cpu.so]\n", argv[0]);
         return 2;
     }
     void* library = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
@@ -497,7 +528,15 @@ int main(int argc, char** argv)
     checkFormatsAndTypes(plugin.build);
     checkShapes(plugin.build);
     checkRuntimeShapes(plugin.build, plugin.runtime, logger);
-    checkWorkspace(plugin.build);
+    WorkspaceSizeFn kernelWorkspace = nullptr;
+    if (argc == 3)
+    {
+        void* kernels = dlopen(argv[2], RTLD_NOW | RTLD_LOCAL);
+        require(kernels != nullptr, "dlopen kernels", dlerror() != nullptr ? dlerror() : "");
+        kernelWorkspace = reinterpret_cast<WorkspaceSizeFn>(dlsym(kernels, "ttsr_st_workspace_size"));
+        require(kernelWorkspace != nullptr, "ttsr_st_workspace_size");
+    }
+    checkWorkspace(plugin.build, kernelWorkspace);
     delete plugin.plugin;
     std::printf("all checks passed\n");
     return 0;
