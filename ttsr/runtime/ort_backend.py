@@ -1,0 +1,209 @@
+"""ONNX Runtime (CPU) backend: runs the plain export or the rewritten graph, FP32 or FP16.
+
+The rewritten graph's ``TTSRSearchTransfer`` node is executed by the CPU twin
+of the CUDA kernels (:func:`ttsr.plugin.native.search_transfer_cpu`) through an
+onnxruntime-extensions Python op.  Such ops only exist in the domain
+``ai.onnx.contrib``, are keyed by op type alone and take no float16, so the
+session gets an in-memory copy of the graph in which the node is moved to that
+domain and renamed per dtype; the file on disk stays as TensorRT expects it.
+
+FP16 graphs: ONNX Runtime's CPU provider has no float16 kernels for most ops
+(Conv, Resize, Add, ...); it silently runs them in float32 and drops the
+rounding between them, which would hide FP16 error.  The session copy
+therefore computes each op in float32 on float16 values and rounds every
+float16 tensor to float16 with explicit Casts, as a GPU's FP16 kernels with
+FP32 accumulation do; the plugin node gets real float16 arrays.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, numpy_helper
+from onnxruntime_extensions import PyCustomOpDef, get_library_path, onnx_op
+
+from ttsr import contract
+from ttsr.model.ttsr import INPUT_NAMES, OUTPUT_NAME
+from ttsr.plugin.native import search_transfer_cpu
+
+if TYPE_CHECKING:
+    from ttsr.data.prepare import ModelInputs
+
+PYOP_DOMAIN = "ai.onnx.contrib"
+_PYOP_TYPES = {TensorProto.FLOAT: f"{contract.OP_TYPE}Float32",
+               TensorProto.FLOAT16: f"{contract.OP_TYPE}Float16"}
+_ATTRIBUTE_TYPES = {name: PyCustomOpDef.dt_int64 if isinstance(value, int) else PyCustomOpDef.dt_float
+                    for name, value in contract.ATTRIBUTES.items()}
+
+
+class OrtBackendError(RuntimeError):
+    """The graph cannot be run by the ONNX Runtime backend."""
+
+
+def _cpu_op(dtype: type) -> Callable[..., tuple[np.ndarray, ...]]:
+    """The Python op body: the CPU twin on ``dtype`` arrays, float32 out (exact for float16)."""
+
+    def search_transfer(q, k, v3, v2, v1, *, patch_size: int, fold_divisor: float,
+                        ref_chunk: int) -> tuple[np.ndarray, ...]:
+        # patch_size and fold_divisor were checked against the contract when
+        # the session was made; the CPU twin implements exactly those values.
+        arrays = (np.ascontiguousarray(a, dtype=dtype) for a in (q, k, v3, v2, v1))
+        return tuple(np.asarray(out, dtype=np.float32)
+                     for out in search_transfer_cpu(*arrays, ref_chunk=ref_chunk))
+
+    return search_transfer
+
+
+# onnxruntime-extensions wants every Python op declared before the first
+# session is made, hence at import.  Both variants exchange float32 with ORT.
+for _onnx_type, _pyop_type in _PYOP_TYPES.items():
+    onnx_op(op_type=_pyop_type, inputs=[PyCustomOpDef.dt_float] * len(contract.INPUT_NAMES),
+            outputs=[PyCustomOpDef.dt_float] * len(contract.OUTPUT_NAMES),
+            attrs=_ATTRIBUTE_TYPES)(_cpu_op(onnx.helper.tensor_dtype_to_np_dtype(_onnx_type).type))
+
+
+def _check_attributes(node: onnx.NodeProto) -> None:
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    missing = set(contract.ATTRIBUTES) - set(attrs)
+    if missing:
+        raise OrtBackendError(f"node {node.name!r} lacks attributes {sorted(missing)}; "
+                              f"re-run the rewrite (ttsr export --rewrite)")
+    for name, expected in (("patch_size", contract.PATCH_SIZE),
+                           ("fold_divisor", contract.FOLD_DIVISOR)):
+        if attrs[name] != expected:
+            raise OrtBackendError(f"node {node.name!r}: {name}={attrs[name]} but the CPU op "
+                                  f"implements {name}={expected} (ttsr/contract.py)")
+
+
+def _is_plugin(node: onnx.NodeProto) -> bool:
+    return node.op_type == contract.OP_TYPE and node.domain == contract.DOMAIN
+
+
+def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
+    typed = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in [*typed.graph.value_info, *typed.graph.input, *typed.graph.output]}
+    types.update((t.name, t.data_type) for t in model.graph.initializer)
+    return types
+
+
+def _cast(src: str, dst: str, to: int) -> onnx.NodeProto:
+    return onnx.helper.make_node("Cast", [src], [dst], to=to, name=f"/emulate_fp16/{dst}")
+
+
+def _emulate_fp16(model: onnx.ModelProto, types: dict[str, int]) -> None:
+    """Rewrite ``model`` in place: float32 arithmetic, every float16 tensor rounded to float16."""
+    graph = model.graph
+    fp16, fp32 = TensorProto.FLOAT16, TensorProto.FLOAT
+    output_names = {o.name for o in graph.output}
+    # Graph I/O keeps its float16 type: inputs are widened on entry, outputs
+    # are produced under an inner name and narrowed at the end.
+    renamed = {name: f"{name}__emulated" for name in output_names if types.get(name) == fp16}
+    nodes: list[onnx.NodeProto] = []
+    for info in graph.input:
+        if info.type.tensor_type.elem_type == fp16:
+            renamed[info.name] = f"{info.name}__float32"
+            nodes.append(_cast(info.name, renamed[info.name], fp32))
+    for node in graph.node:
+        fp16_outputs = [i for i, name in enumerate(node.output) if types.get(name) == fp16]
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+        node.output[:] = [renamed.get(name, name) for name in node.output]
+        if _is_plugin(node):
+            # Its Python op returns float16 results widened to float32: already rounded.
+            nodes.append(node)
+            continue
+        if node.op_type == "Cast":
+            # Narrowing now happens in the rounding Casts added below.
+            for attr in node.attribute:
+                if attr.name == "to" and attr.i == fp16:
+                    attr.i = fp32
+        rounding = []
+        for index in fp16_outputs:
+            out = node.output[index]
+            node.output[index] = f"{out}__float32"
+            rounding += [_cast(node.output[index], f"{out}__float16", fp16),
+                         _cast(f"{out}__float16", out, fp32)]
+        nodes += [node, *rounding]
+    nodes += [_cast(inner, outer, fp16) for outer, inner in renamed.items() if outer in output_names]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    for index, init in enumerate(graph.initializer):
+        if init.data_type == fp16:
+            graph.initializer[index].CopyFrom(numpy_helper.from_array(
+                numpy_helper.to_array(init).astype(np.float32), init.name))
+    del graph.value_info[:]
+
+
+def _session_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
+    """The copy of ``model`` that ONNX Runtime runs; also whether it has plugin nodes."""
+    plugins = [n for n in model.graph.node if _is_plugin(n)]
+    types = _elem_types(model)
+    has_fp16 = TensorProto.FLOAT16 in types.values()
+    if not plugins and not has_fp16:
+        return model, False
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    plugin_types = {n.name: types.get(n.input[0]) for n in plugins}
+    if has_fp16:
+        _emulate_fp16(copy, types)
+    for node in (n for n in copy.graph.node if _is_plugin(n)):
+        _check_attributes(node)
+        dtype = plugin_types[node.name]
+        if dtype not in _PYOP_TYPES:
+            raise OrtBackendError(f"node {node.name!r} has inputs of ONNX type {dtype}; "
+                                  f"{contract.OP_TYPE} takes float32 or float16")
+        node.domain, node.op_type = PYOP_DOMAIN, _PYOP_TYPES[dtype]
+    if plugins:
+        opsets = [o for o in copy.opset_import if o.domain != contract.DOMAIN]
+        del copy.opset_import[:]
+        copy.opset_import.extend(opsets + [onnx.helper.make_opsetid(PYOP_DOMAIN, 1)])
+    return copy, bool(plugins)
+
+
+class OrtBackend:
+    """Runs an exported TTSR graph (plain or rewritten, FP32 or FP16) on the CPU."""
+
+    def __init__(self, onnx_path: str | os.PathLike, threads: int | None = None) -> None:
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise OrtBackendError(f"{path}: no such ONNX file; make one with `ttsr export`")
+        model, has_plugin = _session_model(onnx.load(path))
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        if has_plugin:
+            options.register_custom_ops_library(get_library_path())
+        self.path = path
+        self.has_plugin = has_plugin
+        self.session = ort.InferenceSession(model.SerializeToString(), options,
+                                            providers=["CPUExecutionProvider"])
+        names = [i.name for i in self.session.get_inputs()]
+        if sorted(names) != sorted(INPUT_NAMES):
+            raise OrtBackendError(f"{path}: graph inputs {names}, expected {list(INPUT_NAMES)}")
+        self._input_types = {i.name: _ort_numpy_type(i.type) for i in self.session.get_inputs()}
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        """The dtype the graph takes its inputs in (float32 or float16)."""
+        return np.dtype(self._input_types[INPUT_NAMES[0]])
+
+    def run(self, inputs: ModelInputs) -> np.ndarray:
+        """SR output (N, 3, 4H, 4W) float32 in [-1, 1]."""
+        feed = {name: np.ascontiguousarray(array, dtype=self._input_types[name])
+                for name, array in inputs.as_dict().items()}
+        (sr,) = self.session.run([OUTPUT_NAME], feed)
+        return sr.astype(np.float32, copy=False)
+
+
+def _ort_numpy_type(ort_type: str) -> type:
+    types = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+    if ort_type not in types:
+        raise OrtBackendError(f"graph input of type {ort_type}; expected float or float16")
+    return types[ort_type]
