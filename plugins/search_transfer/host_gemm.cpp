@@ -1,0 +1,139 @@
+// Packed, blocked GEMM (the usual panel scheme) in portable C++.  Every element
+// of C is summed over k in the same order by the same micro-kernel (edge panels
+// are zero-padded), so equal columns give bit-equal results: exact relevance
+// ties stay ties, as the contract's lowest-index rule needs.
+#include "host_gemm.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "half_bits.h"
+
+namespace ttsr_st {
+namespace {
+
+constexpr int kMr = 8;     // micro-tile rows (one AVX register of floats)
+constexpr int kNr = 6;     // micro-tile columns
+constexpr int kKc = 256;   // depth per packed block (panels stay in L1/L2)
+constexpr int kMc = 128;   // rows per packed A block, multiple of kMr
+constexpr int kNc = 768;   // columns per packed B block, multiple of kNr
+
+inline float to_float(float value) { return value; }
+inline float to_float(uint16_t value) { return half_bits_to_float(value); }
+
+// Element (row, col) of op(X), X column-major with leading dimension ld.
+template <typename T>
+inline float op_element(const T* x, int ld, GemmOp op, int row, int col) {
+    return op == GemmOp::N ? to_float(x[row + size_t(col) * ld])
+                           : to_float(x[col + size_t(row) * ld]);
+}
+
+// op(A)[i0:i0+mc, l0:l0+kc] as panels of kMr rows, each stored [l][row].
+template <typename T>
+void pack_a(const T* a, int lda, GemmOp op, int i0, int mc, int l0, int kc, float* out) {
+    for (int panel = 0; panel < mc; panel += kMr) {
+        for (int l = 0; l < kc; ++l) {
+            for (int r = 0; r < kMr; ++r) {
+                const int row = panel + r;
+                *out++ = row < mc ? op_element(a, lda, op, i0 + row, l0 + l) : 0.0f;
+            }
+        }
+    }
+}
+
+// op(B)[l0:l0+kc, j0:j0+nc] as panels of kNr columns, each stored [l][col].
+template <typename T>
+void pack_b(const T* b, int ldb, GemmOp op, int l0, int kc, int j0, int nc, float* out) {
+    for (int panel = 0; panel < nc; panel += kNr) {
+        for (int l = 0; l < kc; ++l) {
+            for (int col = 0; col < kNr; ++col) {
+                const int column = panel + col;
+                *out++ = column < nc ? op_element(b, ldb, op, l0 + l, j0 + column) : 0.0f;
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// An AVX2/FMA clone picked at load time where the CPU has it; the default clone
+// keeps the library runnable on any x86-64.
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
+void micro_kernel(int kc, const float* a_panel, const float* b_panel, float* tile) {
+    float sum[kNr][kMr] = {};
+    for (int l = 0; l < kc; ++l) {
+        const float* a = a_panel + l * kMr;
+        const float* b = b_panel + l * kNr;
+        for (int col = 0; col < kNr; ++col) {
+            for (int row = 0; row < kMr; ++row) {
+                sum[col][row] += a[row] * b[col];
+            }
+        }
+    }
+    std::copy(&sum[0][0], &sum[0][0] + kNr * kMr, tile);
+}
+
+template <typename T>
+int gemm(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha, const T* a, int lda,
+         const T* b, int ldb, float beta, float* c, int ldc) {
+    const int a_rows = transa == GemmOp::N ? m : k;
+    const int b_rows = transb == GemmOp::N ? k : n;
+    if (m < 0 || n < 0 || k < 0 || lda < std::max(1, a_rows) || ldb < std::max(1, b_rows) ||
+        ldc < std::max(1, m)) {
+        return 1;
+    }
+    if (k == 0) {
+        for (int j = 0; j < n; ++j) {
+            for (int i = 0; i < m; ++i) {
+                float& out = c[i + size_t(j) * ldc];
+                out = beta == 0.0f ? 0.0f : beta * out;
+            }
+        }
+        return 0;
+    }
+    std::vector<float> a_pack(size_t(kMc) * kKc);
+    std::vector<float> b_pack(size_t(kNc) * kKc);
+    float tile[kNr * kMr];
+    for (int j0 = 0; j0 < n; j0 += kNc) {
+        const int nc = std::min(kNc, n - j0);
+        for (int l0 = 0; l0 < k; l0 += kKc) {
+            const int kc = std::min(kKc, k - l0);
+            pack_b(b, ldb, transb, l0, kc, j0, nc, b_pack.data());
+            for (int i0 = 0; i0 < m; i0 += kMc) {
+                const int mc = std::min(kMc, m - i0);
+                pack_a(a, lda, transa, i0, mc, l0, kc, a_pack.data());
+                for (int jr = 0; jr < nc; jr += kNr) {
+                    for (int ir = 0; ir < mc; ir += kMr) {
+                        micro_kernel(kc, a_pack.data() + size_t(ir) * kc,
+                                     b_pack.data() + size_t(jr) * kc, tile);
+                        const int cols = std::min(kNr, nc - jr);
+                        const int rows = std::min(kMr, mc - ir);
+                        for (int col = 0; col < cols; ++col) {
+                            float* out = c + (i0 + ir) + size_t(j0 + jr + col) * ldc;
+                            for (int row = 0; row < rows; ++row) {
+                                const float before = l0 > 0 ? out[row]
+                                                   : beta == 0.0f ? 0.0f : beta * out[row];
+                                out[row] = before + alpha * tile[col * kMr + row];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+}  // namespace
+
+int host_gemm(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha, const float* a,
+              int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+    return gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+int host_gemm(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha, const uint16_t* a,
+              int lda, const uint16_t* b, int ldb, float beta, float* c, int ldc) {
+    return gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace ttsr_st
