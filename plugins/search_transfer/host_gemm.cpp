@@ -4,6 +4,8 @@
 // ties stay ties, as the contract's lowest-index rule needs.
 #include "host_gemm.h"
 
+#include <string.h>
+
 #include <algorithm>
 #include <vector>
 
@@ -60,17 +62,18 @@ void pack_b(const T* b, int ldb, GemmOp op, int l0, int kc, int j0, int nc, floa
 __attribute__((target_clones("arch=x86-64-v3", "default")))
 #endif
 void micro_kernel(int kc, const float* a_panel, const float* b_panel, float* tile) {
-    float sum[kNr][kMr] = {};
+    // GCC/Clang vector extension: one kMr-wide register (or two SSE halves).
+    typedef float Column __attribute__((vector_size(kMr * sizeof(float))));
+    Column sum[kNr] = {};
     for (int l = 0; l < kc; ++l) {
-        const float* a = a_panel + l * kMr;
+        Column a;
+        memcpy(&a, a_panel + l * kMr, sizeof a);
         const float* b = b_panel + l * kNr;
         for (int col = 0; col < kNr; ++col) {
-            for (int row = 0; row < kMr; ++row) {
-                sum[col][row] += a[row] * b[col];
-            }
+            sum[col] += a * b[col];
         }
     }
-    std::copy(&sum[0][0], &sum[0][0] + kNr * kMr, tile);
+    memcpy(tile, sum, sizeof sum);
 }
 
 template <typename T>
