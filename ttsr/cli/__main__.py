@@ -1,0 +1,4 @@
+from ttsr.cli import main
+
+if __name__ == "__main__":
+    main(prog_name="python -m ttsr.cli")

@@ -1,0 +1,446 @@
+"""``infer``: super-resolve LR/Ref pairs on a backend, time it, and score it against the PyTorch reference."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from ttsr.engine.builder import BuildError, file_sha256, tool_version
+from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
+from ttsr.engine.profiles import ProfileError, format_size
+from ttsr.engine.sidecar import SidecarError, read_sidecar, write_atomic
+
+EPILOG = """\b
+Examples:
+  # CPU: the rewritten graph in ONNX Runtime, scored against the reference and HR
+  python infer.py --lr-dir assets/pairs/lr --ref-dir assets/pairs/ref \\
+      --hr-dir assets/pairs/hr --onnx out/ttsr.rewritten.onnx --out-dir out/sr --json out/report.json
+  # GPU: a TensorRT engine, batches of 4, CUDA graph replay, 20 timed passes
+  python infer.py --pairs pairs.txt --engine ttsr.engine --checkpoint ttsr-rec.pth \\
+      --batch 4 --warmup 5 --iterations 20 --cuda-graph
+  # CI gate: exit 1 if any output is below 40 dB / 0.99 SSIM against PyTorch
+  python infer.py --lr-dir lr --ref-dir ref --engine ttsr.engine --checkpoint ttsr-rec.pth \\
+      --check --min-psnr 40 --min-ssim 0.99
+
+\b
+Inputs: --lr-dir and --ref-dir (images matched by file name) or --pairs, a text
+file of 'lr ref [hr]' lines.  The Ref is cropped to multiples of 4.  The
+reference is the PyTorch model of --checkpoint; without one, a seeded random
+model (--seed) stands in, which is only good for testing the pipeline.
+Backends: trt (TensorRT engine, GPU), ort (ONNX Runtime on the CPU, the
+rewritten graph with the plugin's CPU twin), torch (the reference itself).
+Without --onnx, the ort backend exports and rewrites the reference model first.
+"""
+
+PROGRESS_MIN_IMAGES = 5
+
+
+@dataclass
+class Job:
+    """One prepared pair."""
+
+    name: str
+    inputs: Any  # ttsr.data.ModelInputs
+    hr: np.ndarray | None
+    paths: dict[str, str]
+
+
+def load_reference_model(checkpoint: Path | None, seed: int) -> tuple[Any, str]:
+    """The PyTorch reference and a sentence saying which it is."""
+    from ttsr.model import CheckpointError, build_model, load_checkpoint
+
+    if checkpoint is None:
+        return build_model(seed=seed), (f"No --checkpoint: using a seeded random TTSR (seed {seed}); "
+                                        f"its images are noise-like, good for testing the pipeline only.")
+    try:
+        return load_checkpoint(checkpoint), f"Reference: PyTorch TTSR from {checkpoint}."
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _collect_pairs(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None,
+                   pair_list: Path | None) -> list[Any]:
+    from ttsr.data import PairError, find_pairs, read_pair_list
+
+    if pair_list is not None and (lr_dir or ref_dir or hr_dir):
+        raise click.UsageError("give either --pairs or --lr-dir/--ref-dir[/--hr-dir], not both")
+    try:
+        if pair_list is not None:
+            return read_pair_list(pair_list)
+        if lr_dir is None or ref_dir is None:
+            raise click.UsageError("give --lr-dir and --ref-dir (images matched by file name) or --pairs LIST")
+        return find_pairs(lr_dir, ref_dir, hr_dir)
+    except PairError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _prepare(pairs: list[Any]) -> list[Job]:
+    """Load and prepare every pair before anything runs, so bad inputs fail before any output exists."""
+    from ttsr.data import ImageError, load_image, prepare_pair
+
+    jobs = []
+    for pair in pairs:
+        try:
+            lr, ref = load_image(pair.lr), load_image(pair.ref)
+            inputs = prepare_pair(lr, ref)
+            hr = load_image(pair.hr) if pair.hr is not None else None
+        except ImageError as exc:
+            raise click.ClickException(str(exc)) from None
+        except ValueError as exc:
+            raise click.ClickException(f"pair {pair.name}: {exc}") from None
+        if hr is not None and hr.shape[:2] != (4 * lr.shape[0], 4 * lr.shape[1]):
+            raise click.ClickException(
+                f"HR {pair.hr} is {hr.shape[0]}x{hr.shape[1]} but the SR output of LR {pair.lr} will be "
+                f"{4 * lr.shape[0]}x{4 * lr.shape[1]}; give the HR image the LR was reduced from")
+        paths = {"lr": str(pair.lr), "ref": str(pair.ref)}
+        if pair.hr is not None:
+            paths["hr"] = str(pair.hr)
+        jobs.append(Job(pair.name, inputs, hr, paths))
+    return jobs
+
+
+def _warn(message: str) -> None:
+    click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
+def _check_source(recorded: str | None, checkpoint: Path | None, what: str) -> None:
+    if recorded is None or checkpoint is None:
+        return
+    actual = file_sha256(checkpoint)
+    if actual != recorded:
+        _warn(f"{what} was made from a checkpoint with sha256 {recorded[:12]}, but --checkpoint "
+              f"{checkpoint} has {actual[:12]}: the comparison is against another model")
+
+
+def _open_backend(kind: str, *, engine: Path | None, onnx: Path | None, plugin: Path | None,
+                  model: Any, checkpoint: Path | None, cuda_graph: bool, threads: int | None,
+                  workdir: Path) -> Any:
+    from ttsr.runtime.backends import open_backend
+
+    if kind == "trt":
+        if engine is None:
+            raise click.UsageError("--backend trt needs --engine (build one with build_engine.py)")
+        from ttsr.runtime.trt_backend import EngineError
+
+        try:
+            _check_source(read_sidecar(engine).checkpoint_sha256, checkpoint, f"engine {engine}")
+            return open_backend("trt", engine=engine, plugin_library=plugin, cuda_graph=cuda_graph)
+        except (EngineError, SidecarError, BuildError) as exc:
+            raise click.ClickException(str(exc)) from None
+    if kind == "ort":
+        if onnx is None:
+            from ttsr.engine.graphs import export_rewritten
+
+            click.echo("No --onnx: exporting the reference model and rewriting its search-transfer "
+                       "block for the CPU backend ...")
+            onnx = export_rewritten(model, workdir)
+        try:
+            _check_source(inspect_onnx(onnx).checkpoint_sha256, checkpoint, f"ONNX graph {onnx}")
+            return open_backend("ort", onnx=onnx, threads=threads)
+        except OnnxInfoError as exc:
+            raise click.ClickException(str(exc)) from None
+        except RuntimeError as exc:  # OrtBackendError, NativeLibraryError
+            raise click.ClickException(str(exc).splitlines()[0]) from None
+    return open_backend("torch", model=model)
+
+
+def _reference_outputs(model: Any, jobs: list[Job], batches: list[Any], backend_outputs: list[np.ndarray],
+                       kind: str) -> list[np.ndarray]:
+    if kind == "torch":
+        return backend_outputs
+    from ttsr.runtime.backends import TorchBackend
+    from ttsr.runtime.timing import stack_batch
+
+    reference = TorchBackend(model)
+    outputs: list[np.ndarray] = [np.empty(0)] * len(jobs)
+    for batch in batches:
+        sr = reference.run(stack_batch([job.inputs for job in jobs], batch))
+        for slot, index in enumerate(batch.indices[:batch.real]):
+            outputs[index] = sr[slot]
+    return outputs
+
+
+def _score(jobs: list[Job], outputs: list[np.ndarray], references: list[np.ndarray], convention: str,
+           crop_border: int) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    from ttsr.data import to_image
+    from ttsr.metrics import score
+
+    rows, images = [], []
+    for job, sr, ref_sr in zip(jobs, outputs, references):
+        image, ref_image = to_image(sr), to_image(ref_sr)
+        try:
+            row: dict[str, Any] = {
+                "name": job.name, **job.paths,
+                "lr_size": list(job.inputs.lr_size), "ref_size": list(job.inputs.ref_size),
+                "sr_size": list(image.shape[:2]),
+                "vs_reference": dict(zip(("psnr", "ssim"), score(image, ref_image, convention, crop_border))),
+            }
+            if job.hr is not None:
+                row["vs_hr"] = dict(zip(("psnr", "ssim"), score(image, job.hr, convention, crop_border)))
+                row["reference_vs_hr"] = dict(zip(("psnr", "ssim"),
+                                                  score(ref_image, job.hr, convention, crop_border)))
+        except ValueError as exc:
+            raise click.ClickException(f"pair {job.name}: {exc}") from None
+        rows.append(row)
+        images.append(image)
+    return rows, images
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _aggregate(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    result = {}
+    for key in ("vs_reference", "vs_hr", "reference_vs_hr"):
+        scored = [row[key] for row in rows if key in row]
+        if scored:
+            result[key] = {"psnr": _mean([s["psnr"] for s in scored]),
+                           "ssim": _mean([s["ssim"] for s in scored])}
+    return result
+
+
+def _pair_text(scores: dict[str, float] | None) -> str:
+    if scores is None:
+        return f"{'-':>18}"
+    psnr = "inf" if math.isinf(scores["psnr"]) else f"{scores['psnr']:.2f}"
+    return f"{psnr:>9} {scores['ssim']:>8.4f}"
+
+
+def accuracy_table(rows: list[dict[str, Any]], aggregate: dict[str, dict[str, float]]) -> str:
+    has_hr = any("vs_hr" in row for row in rows)
+    width = max([len("image"), len("mean")] + [len(row["name"]) for row in rows])
+    columns = ["vs reference"] + (["vs HR", "reference vs HR"] if has_hr else [])
+    header = f"{'image':<{width}} {'SR size':>9}  " + "  ".join(f"{c:^18}" for c in columns)
+    units = f"{'':<{width}} {'':>9}  " + "  ".join(f"{'PSNR dB':>9} {'SSIM':>8}" for _ in columns)
+    keys = ["vs_reference"] + (["vs_hr", "reference_vs_hr"] if has_hr else [])
+    lines = [header, units, "-" * len(units)]
+    for row in rows:
+        size = format_size((row["sr_size"][0], row["sr_size"][1]))
+        lines.append(f"{row['name']:<{width}} {size:>9}  " + "  ".join(_pair_text(row.get(k)) for k in keys))
+    lines.append("-" * len(units))
+    lines.append(f"{'mean':<{width}} {'':>9}  " + "  ".join(_pair_text(aggregate.get(k)) for k in keys))
+    return "\n".join(lines)
+
+
+def _gate(rows: list[dict[str, Any]], min_psnr: float | None, min_ssim: float | None) -> list[dict[str, Any]]:
+    if min_psnr is None:
+        raise click.UsageError("--check needs --min-psnr DB (and optionally --min-ssim S)")
+    return [row for row in rows
+            if row["vs_reference"]["psnr"] < min_psnr
+            or (min_ssim is not None and row["vs_reference"]["ssim"] < min_ssim)]
+
+
+def _gate_table(failing: list[dict[str, Any]], min_psnr: float | None, min_ssim: float | None) -> str:
+    width = max([len("image")] + [len(row["name"]) for row in failing])
+    lines = [f"{'image':<{width}} {'PSNR dB':>9} {'SSIM':>8}  reason", "-" * (width + 40)]
+    for row in failing:
+        psnr, ssim = row["vs_reference"]["psnr"], row["vs_reference"]["ssim"]
+        reasons = []
+        if min_psnr is not None and psnr < min_psnr:
+            reasons.append(f"PSNR < {min_psnr:g}")
+        if min_ssim is not None and ssim < min_ssim:
+            reasons.append(f"SSIM < {min_ssim:g}")
+        lines.append(f"{row['name']:<{width}} {psnr:>9.2f} {ssim:>8.4f}  {', '.join(reasons)}")
+    return "\n".join(lines)
+
+
+def _json_safe(value: Any) -> Any:
+    """JSON has no infinity: identical images (PSNR inf) are written as the string "inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "inf" if value > 0 else ("-inf" if value < 0 else "nan")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+class _Outputs:
+    """Files and folders this run creates; removed again if the run fails before it ends."""
+
+    def __init__(self) -> None:
+        self.created: list[Path] = []
+
+    def folder(self, path: Path) -> None:
+        missing = []
+        for parent in [path, *path.parents]:
+            if parent.exists():
+                break
+            missing.append(parent)
+        path.mkdir(parents=True, exist_ok=True)
+        self.created.extend(reversed(missing))
+
+    def image(self, path: Path, image: np.ndarray) -> None:
+        from ttsr.data import save_image
+
+        existed = path.exists()
+        save_image(path, image)
+        if not existed:
+            self.created.append(path)
+
+    def json(self, path: Path, data: dict[str, Any]) -> None:
+        existed = path.exists()
+        write_atomic(path, (json.dumps(_json_safe(data), indent=2) + "\n").encode())
+        if not existed:
+            self.created.append(path)
+
+    def remove(self) -> None:
+        for path in reversed(self.created):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _write_outputs(out_dir: Path | None, json_path: Path | None, jobs: list[Job], images: list[np.ndarray],
+                   report: dict[str, Any]) -> None:
+    from ttsr.data import ImageError
+
+    outputs = _Outputs()
+    try:
+        if out_dir is not None:
+            outputs.folder(out_dir)
+            for job, image, row in zip(jobs, images, report["images"]):
+                path = out_dir / f"{job.name}.png"
+                outputs.image(path, image)
+                row["output"] = str(path)
+        if json_path is not None:
+            outputs.folder(json_path.parent)
+            outputs.json(json_path, report)
+    except (OSError, ImageError) as exc:
+        outputs.remove()
+        raise click.ClickException(f"cannot write outputs: {exc}") from None
+    except BaseException:
+        outputs.remove()
+        raise
+
+
+@click.command("infer", epilog=EPILOG, context_settings={"max_content_width": 100})
+@click.option("--lr-dir", type=click.Path(path_type=Path), help="Folder of LR images.")
+@click.option("--ref-dir", type=click.Path(path_type=Path), help="Folder of Ref images, same file names as the LR.")
+@click.option("--hr-dir", type=click.Path(path_type=Path),
+              help="Folder of HR ground truth (4x the LR), same file names; adds scores vs HR.")
+@click.option("--pairs", "pair_list", type=click.Path(path_type=Path),
+              help="Text file of 'lr ref [hr]' lines, instead of the folders.")
+@click.option("--backend", type=click.Choice(["trt", "ort", "torch"]),
+              help="trt (TensorRT engine), ort (CPU, rewritten graph) or torch (the reference). "
+                   "Default: trt when --engine is given and a GPU is present, else ort.")
+@click.option("--engine", type=click.Path(path_type=Path), help="TensorRT engine from build_engine.py (trt).")
+@click.option("--onnx", "onnx_path", type=click.Path(path_type=Path),
+              help="Rewritten ONNX graph for the ort backend (default: export the reference model).")
+@click.option("--plugin", type=click.Path(path_type=Path),
+              help="TensorRT plugin library (trt; default: the one recorded in the engine sidecar).")
+@click.option("--checkpoint", type=click.Path(path_type=Path),
+              help="mmediting/mmagic TTSR checkpoint (.pth): the PyTorch reference.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the random stand-in model used when no --checkpoint is given.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Pairs per call; pairs of equal LR and Ref size are batched (trt: within the engine profile).")
+@click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Untimed calls per input shape before timing.")
+@click.option("--iterations", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Timed passes over all pairs.")
+@click.option("--cuda-graph", is_flag=True, help="trt: capture each shape's enqueue into a CUDA graph and replay it.")
+@click.option("--threads", type=click.IntRange(min=1), help="ort: intra-op threads (default: ONNX Runtime's).")
+@click.option("--out-dir", type=click.Path(path_type=Path), help="Write the SR images here as <name>.png.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the full report as JSON here.")
+@click.option("--metrics-convention", type=click.Choice(["rgb", "y", "mmediting-0.x"]), default="rgb",
+              show_default=True,
+              help="rgb: PSNR/SSIM over RGB; y: on the Y channel; mmediting-0.x: RGB PSNR with the "
+                   "blue-only SSIM behind the published figures.")
+@click.option("--crop-border", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Pixels cropped from each border before scoring (mmediting: the scale, 4).")
+@click.option("--check", is_flag=True,
+              help="Regression gate: exit 1 with a table of the images below --min-psnr/--min-ssim "
+                   "against the PyTorch reference.")
+@click.option("--min-psnr", type=float, help="Gate: lowest PSNR (dB) against the reference.")
+@click.option("--min-ssim", type=float, help="Gate: lowest SSIM against the reference.")
+def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None, pair_list: Path | None,
+                  backend: str | None, engine: Path | None, onnx_path: Path | None, plugin: Path | None,
+                  checkpoint: Path | None, seed: int, batch: int, warmup: int, iterations: int,
+                  cuda_graph: bool, threads: int | None, out_dir: Path | None, json_path: Path | None,
+                  metrics_convention: str, crop_border: int, check: bool, min_psnr: float | None,
+                  min_ssim: float | None) -> None:
+    """Super-resolve LR/Ref pairs, report latency and PSNR/SSIM against the PyTorch reference (and HR)."""
+    from ttsr.runtime.backends import backend_profiles, default_backend
+    from ttsr.runtime.batching import plan_batches
+    from ttsr.runtime.timing import run_batches
+
+    if check and min_psnr is None:
+        raise click.UsageError("--check needs --min-psnr DB (and optionally --min-ssim S)")
+    if not check and (min_psnr is not None or min_ssim is not None):
+        raise click.UsageError("--min-psnr/--min-ssim only apply with --check")
+    if cuda_graph and backend not in (None, "trt"):
+        raise click.UsageError("--cuda-graph applies to the trt backend only")
+    pairs = _collect_pairs(lr_dir, ref_dir, hr_dir, pair_list)
+    jobs = _prepare(pairs)
+    model, model_note = load_reference_model(checkpoint, seed)
+    kind = backend or default_backend(engine)
+    click.echo(model_note)
+    click.echo(f"Backend: {kind}; {len(jobs)} pair(s); batch {batch}; warm-up {warmup}; "
+               f"{iterations} timed pass(es).")
+
+    with tempfile.TemporaryDirectory(prefix="ttsr-infer-") as workdir:
+        runner = _open_backend(kind, engine=engine, onnx=onnx_path, plugin=plugin, model=model,
+                               checkpoint=checkpoint, cuda_graph=cuda_graph, threads=threads,
+                               workdir=Path(workdir))
+        sizes = [(job.inputs.lr_size, job.inputs.ref_size) for job in jobs]
+        try:
+            batches = plan_batches(sizes, batch, backend_profiles(runner), pad_to_full=(kind == "trt"))
+        except ProfileError as exc:
+            raise click.ClickException(str(exc)) from None
+        from tqdm import tqdm
+
+        with tqdm(total=iterations * len(jobs), unit="img", desc=f"infer ({kind})", file=sys.stderr,
+                  disable=len(jobs) < PROGRESS_MIN_IMAGES, leave=False) as bar:
+            try:
+                outputs, latency = run_batches(runner, [job.inputs for job in jobs], batches, warmup,
+                                               iterations, progress=bar.update)
+            except RuntimeError as exc:
+                raise click.ClickException(f"{kind} backend failed: {str(exc).splitlines()[0]}") from None
+        references = _reference_outputs(model, jobs, batches, outputs, kind)
+
+    rows, images = _score(jobs, outputs, references, metrics_convention, crop_border)
+    aggregate = _aggregate(rows)
+    failing = _gate(rows, min_psnr, min_ssim) if check else []
+    report: dict[str, Any] = {
+        "tool_version": tool_version(), "backend": kind, "model": model_note,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "seed": None if checkpoint else seed, "engine": str(engine) if engine else None,
+        "onnx": str(onnx_path) if onnx_path else None, "batch": batch, "warmup": warmup,
+        "iterations": iterations, "cuda_graph": cuda_graph,
+        "metrics": {"convention": metrics_convention, "crop_border": crop_border},
+        "latency": latency.to_dict(), "images": rows, "aggregate": aggregate,
+        "gate": ({"min_psnr": min_psnr, "min_ssim": min_ssim, "passed": not failing,
+                  "failing": [row["name"] for row in failing]} if check else None),
+    }
+    _write_outputs(out_dir, json_path, jobs, images, report)
+
+    click.echo(f"\n=== Latency ({kind}, batch {batch}, {warmup} warm-up call(s) per shape, "
+               f"{iterations} timed pass(es)) ===")
+    click.echo(latency.table())
+    click.echo(f"\n=== Accuracy ({metrics_convention}, crop border {crop_border}; "
+               f"reference = PyTorch {'checkpoint' if checkpoint else f'seeded model {seed}'}) ===")
+    click.echo(accuracy_table(rows, aggregate))
+    if out_dir is not None:
+        click.echo(f"\nSR images: {out_dir}/")
+    if json_path is not None:
+        click.echo(f"JSON report: {json_path}")
+    if check:
+        limits = f"PSNR >= {min_psnr:g} dB" + (f", SSIM >= {min_ssim:g}" if min_ssim is not None else "")
+        if failing:
+            click.echo(f"\n[FAILED] {len(failing)} of {len(rows)} image(s) below the gate ({limits} "
+                       f"vs the PyTorch reference):")
+            click.echo(_gate_table(failing, min_psnr, min_ssim))
+            click.get_current_context().exit(1)
+        click.echo(f"\n[PASSED] all {len(rows)} image(s) meet the gate ({limits} vs the PyTorch reference).")
