@@ -1,0 +1,120 @@
+"""CPU benchmark of the search-transfer op: the native host twin vs the PyTorch reference block.
+
+Prints a markdown table of latency and peak memory per LR size (Ref of the same size,
+TTSR channels 256/256/128/64, relu-like random features).  Each measurement runs in a
+fresh child process; peak memory is the child's ``ru_maxrss`` (resource module) minus
+its resident size just before the op ran, so it counts what the op itself allocated
+(workspace, intermediates and outputs), not the interpreter or the inputs.
+
+    .venv/bin/python scripts/bench_cpu.py [--sizes 40,80,120] [--repeats 3] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+IMPLEMENTATIONS = ("twin", "reference")
+CHANNELS = (256, 256, 128, 64)  # ck, c3, c2, c1
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure(implementation: str, side: int, repeats: int, threads: int) -> dict[str, float]:
+    """Runs in the child: latency (median of repeats after one warm-up) and peak extra memory."""
+    import numpy as np
+    import torch
+
+    from ttsr.contract import Shapes
+    from ttsr.model.search_transfer import SearchTransfer
+    from ttsr.plugin.native import search_transfer_cpu, workspace_size
+
+    torch.set_num_threads(threads)
+    ck, c3, c2, c1 = CHANNELS
+    shapes = Shapes(1, ck, side, side, side, side, c3, c2, c1)
+    rng = np.random.default_rng(0)
+    inputs = [np.maximum(rng.standard_normal(s, dtype=np.float32), 0.0)
+              for s in shapes.expected_inputs()]
+    if implementation == "twin":
+        def run() -> None:
+            search_transfer_cpu(*inputs)
+    else:
+        block = SearchTransfer()
+        tensors = [torch.from_numpy(a) for a in inputs]
+
+        def run() -> None:
+            with torch.inference_mode():
+                block(*tensors)
+    before = resident_bytes()
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    return {"ms": statistics.median(times[1:]) * 1e3, "peak_mb": (peak - before) / 2**20,
+            "workspace_mb": workspace_size(shapes) / 2**20,
+            "relevance_mb": (side * side) ** 2 * 4 / 2**20}
+
+
+def run_child(implementation: str, side: int, repeats: int, threads: int) -> dict[str, float]:
+    command = [sys.executable, __file__, "--child", implementation, "--sizes", str(side),
+               "--repeats", str(repeats), "--threads", str(threads)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    if done.returncode != 0:
+        raise click.ClickException(f"{implementation} at {side}x{side} failed:\n{done.stderr.strip()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise click.UsageError(f"--sizes {text!r}: give LR sides as integers, e.g. 40,80,120") from None
+    if any(side < 1 for side in sizes):
+        raise click.UsageError(f"--sizes {text!r}: every side must be >= 1")
+    return sizes
+
+
+@click.command()
+@click.option("--sizes", default="40,80,120", show_default=True, help="LR sides (Ref the same).")
+@click.option("--repeats", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Timed runs after one warm-up; the median is reported.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="torch threads for the reference block (the twin is single-threaded).")
+@click.option("--child", type=click.Choice(IMPLEMENTATIONS), hidden=True)
+def main(sizes: str, repeats: int, threads: int, child: str | None) -> None:
+    """Latency and peak memory of the host twin vs the PyTorch reference block."""
+    sides = parse_sizes(sizes)
+    if child is not None:
+        click.echo(json.dumps(measure(child, sides[0], repeats, threads)))
+        return
+    click.echo(f"CPU: {os.cpu_count()} cores; reference on {threads} torch thread(s), twin single-threaded; "
+               f"median of {repeats} runs; peak = ru_maxrss - RSS before the op, fresh process each")
+    click.echo("")
+    click.echo("| LR = Ref | twin ms | reference ms | twin peak MB | reference peak MB "
+               "| twin workspace MB | reference relevance matrix MB |")
+    click.echo("|---|---:|---:|---:|---:|---:|---:|")
+    for side in sides:
+        twin = run_child("twin", side, repeats, threads)
+        ref = run_child("reference", side, repeats, threads)
+        click.echo(f"| {side}x{side} | {twin['ms']:.0f} | {ref['ms']:.0f} | {twin['peak_mb']:.0f} "
+                   f"| {ref['peak_mb']:.0f} | {twin['workspace_mb']:.1f} | {ref['relevance_mb']:.0f} |")
+
+
+if __name__ == "__main__":
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    main()
