@@ -8,6 +8,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <climits>
 #include <new>
 
@@ -27,7 +28,7 @@ constexpr int kRows = 8;          // threads per position in the normalise block
 constexpr int kWarp = 32;
 constexpr int kBlock = 256;
 constexpr unsigned kFullMask = 0xffffffffu;
-constexpr long long kMaxGridBlocks = 1 << 20;  // grid-stride beyond this
+constexpr long long kMaxTransferBlocks = 1 << 20;  // the transfer kernel grid-strides beyond this
 
 __device__ __forceinline__ float load(float value) { return value; }
 __device__ __forceinline__ float load(__half value) { return __half2float(value); }
@@ -160,9 +161,9 @@ __global__ void transfer_kernel(const T* value, int channels, int f, const int* 
     }
 }
 
+// Blocks to cover items; plan.h's size limits keep this below the 2^31 - 1 grid limit.
 unsigned grid_for(long long items, int per_block) {
-    const long long blocks = (items + per_block - 1) / per_block;
-    return static_cast<unsigned>(blocks < kMaxGridBlocks ? blocks : kMaxGridBlocks);
+    return static_cast<unsigned>((items + per_block - 1) / per_block);
 }
 
 cublasOperation_t cublas_op(GemmOp op) { return op == GemmOp::N ? CUBLAS_OP_N : CUBLAS_OP_T; }
@@ -192,7 +193,8 @@ template <typename T>
 void transfer(const T* value, int channels, int f, const int* best_j, const ttsr_st_shape& s,
               T* out, cudaStream_t stream) {
     const long long total = 1LL * channels * f * s.h * f * s.w;
-    transfer_kernel<T><<<grid_for(total, kBlock), kBlock, 0, stream>>>(
+    const unsigned blocks = grid_for(std::min(total, kMaxTransferBlocks * kBlock), kBlock);
+    transfer_kernel<T><<<blocks, kBlock, 0, stream>>>(
         value, channels, f, best_j, s.h, s.w, s.hr, s.wr, out);
 }
 
