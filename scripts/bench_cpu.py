@@ -48,8 +48,10 @@ def measure(implementation: str, side: int, repeats: int, threads: int) -> dict[
     inputs = [np.maximum(rng.standard_normal(s, dtype=np.float32), 0.0)
               for s in shapes.expected_inputs()]
     if implementation == "twin":
+        q, k, v3, v2, v1 = inputs
+
         def run() -> None:
-            search_transfer_cpu(*inputs)
+            search_transfer_cpu(q, k, v3, v2, v1)
     else:
         block = SearchTransfer()
         tensors = [torch.from_numpy(a) for a in inputs]
@@ -75,7 +77,8 @@ def run_child(implementation: str, side: int, repeats: int, threads: int) -> dic
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
     if done.returncode != 0:
         raise click.ClickException(f"{implementation} at {side}x{side} failed:\n{done.stderr.strip()}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def parse_sizes(text: str) -> list[int]:

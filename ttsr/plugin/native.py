@@ -67,7 +67,8 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.ttsr_st_workspace_size.restype = ctypes.c_size_t
     lib.ttsr_st_cpu_workspace_size.argtypes = [shape_p, ctypes.c_int, ctypes.c_int]
     lib.ttsr_st_cpu_workspace_size.restype = ctypes.c_size_t
-    lib.ttsr_st_cpu_run.argtypes = [shape_p, ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 10
+    pointers: list[type[ctypes.c_void_p]] = [ctypes.c_void_p] * 10  # 5 inputs, 4 outputs, workspace
+    lib.ttsr_st_cpu_run.argtypes = [shape_p, ctypes.c_int, ctypes.c_int, *pointers]
     lib.ttsr_st_cpu_run.restype = ctypes.c_int
     lib.ttsr_st_status_string.argtypes = [ctypes.c_int]
     lib.ttsr_st_status_string.restype = ctypes.c_char_p
