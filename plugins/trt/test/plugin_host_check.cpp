@@ -26,11 +26,18 @@ using namespace nvinfer1;
 namespace
 {
 
+std::string lastDlError()
+{
+    char const* error = dlerror();
+    return error != nullptr ? error : "";
+}
+
 void require(bool condition, char const* check, std::string const& detail = "")
 {
     if (!condition)
     {
         std::printf("FAIL %s %s\n", check, detail.c_str());
+        std::fflush(stdout);
         std::exit(1);
     }
 }
@@ -500,7 +507,7 @@ int main(int argc, char** argv)
         return 2;
     }
     void* library = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-    require(library != nullptr, "dlopen", dlerror() != nullptr ? dlerror() : "");
+    require(library != nullptr, "dlopen", lastDlError());
     using GetCreators = IPluginCreatorInterface* const* (*) (int32_t&);
     using SetLoggerFinder = void (*)(ILoggerFinder*);
     auto getCreators = reinterpret_cast<GetCreators>(dlsym(library, "getCreators"));
@@ -532,7 +539,7 @@ int main(int argc, char** argv)
     if (argc == 3)
     {
         void* kernels = dlopen(argv[2], RTLD_NOW | RTLD_LOCAL);
-        require(kernels != nullptr, "dlopen kernels", dlerror() != nullptr ? dlerror() : "");
+        require(kernels != nullptr, "dlopen kernels", lastDlError());
         kernelWorkspace = reinterpret_cast<WorkspaceSizeFn>(dlsym(kernels, "ttsr_st_workspace_size"));
         require(kernelWorkspace != nullptr, "ttsr_st_workspace_size");
     }

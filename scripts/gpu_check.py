@@ -1,0 +1,498 @@
+"""GPU check of the search-transfer CUDA kernels against the PyTorch reference block.
+
+Run through ``bash scripts/gpu_check.sh`` (which builds ``libttsr_st_cuda.so``) on a
+machine with an NVIDIA GPU and a CUDA build of PyTorch; TensorRT is not needed.
+
+1. Accuracy: FP32 kernels vs :class:`ttsr.model.search_transfer.SearchTransfer` (TF32 off),
+   max abs error per output; FP16 kernels vs the FP32 reference: argmax agreement rate and
+   PSNR of the transferred textures.
+2. Benchmark: latency (CUDA events, median) and peak memory of the kernels and of the
+   reference at the given LR sizes (Ref = LR), then the largest size each fits in memory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import click
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ttsr import contract  # noqa: E402
+
+TTSR_CHANNELS = (256, 256, 128, 64)  # ck, c3, c2, c1 of TTSR's LTE features
+MIB = 1 << 20
+# FP16 stores s with an 11-bit significand: a picked relevance lower than the best by
+# more than this (relevances lie in [-1, 1]) means another Ref position was chosen.
+FP16_RELEVANCE_TOL = 2e-3
+FP32_TIE_TOL = 1e-6  # ttsr/contract.py: closer maxima may resolve either way
+
+
+# ----------------------------------------------------------------------------- CUDA-free helpers
+
+def parse_sizes(text: str) -> list[int]:
+    """'40,80,120' -> [40, 80, 120]; ValueError naming the bad item."""
+    sizes = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item.isdigit() or int(item) < 1:
+            raise ValueError(f"LR size {item!r} is not a positive integer: give e.g. --sizes 40,80,120")
+        sizes.append(int(item))
+    return sizes
+
+
+def size_ladder(start: int, limit: int = 4096, growth: float = 1.25, multiple: int = 8) -> list[int]:
+    """LR sides above ``start`` growing by ``growth``, rounded up to ``multiple``, up to ``limit``."""
+    sizes, size = [], start
+    while True:
+        size = max(math.ceil((size + 1) / multiple), math.ceil(size * growth / multiple)) * multiple
+        if size > limit:
+            return sizes
+        sizes.append(size)
+
+
+def median_of(samples: Sequence[float]) -> float:
+    return statistics.median(samples)
+
+
+def psnr(reference, test) -> float:
+    """PSNR (dB) of ``test`` against ``reference`` with the reference's value range as peak."""
+    reference = reference.double()
+    mse = (test.double() - reference).pow(2).mean().item()
+    peak = (reference.max() - reference.min()).item()
+    if mse == 0:
+        return math.inf
+    return 10 * math.log10(peak * peak / mse)
+
+
+def argmax_agreement(picked, best, second, tol: float) -> tuple[float, float]:
+    """(agreement rate, ambiguous rate) of picked relevances against the reference's top two.
+
+    A position agrees when its picked relevance is within ``tol`` of the best one; it is
+    ambiguous when the best two are within ``tol`` (either choice is then correct).
+    """
+    picked, best, second = picked.flatten().double(), best.flatten().double(), second.flatten().double()
+    ambiguous = (best - second) <= tol
+    agrees = (best - picked) <= tol
+    return agrees.double().mean().item(), ambiguous.double().mean().item()
+
+
+def influenced_mask(lr_mask, scale: int):
+    """Output pixels at ``scale`` that receive a patch from any LR position in ``lr_mask`` (N,1,H,W)."""
+    import torch.nn.functional as F
+
+    grown = F.max_pool2d(lr_mask.float(), kernel_size=3, stride=1, padding=1)
+    return grown.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3) > 0
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub markdown table; floats with 2 decimals, None as '-'."""
+    def cell(value: object) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.2f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def extrapolated_side(sides: Sequence[int], peaks: Sequence[float], capacity: float, degree: int) -> int | None:
+    """Largest square LR side whose peak memory, fitted as a polynomial of ``degree`` in the LR
+    area (2: the reference's relevance matrix, 1: the kernels), stays within ``capacity``."""
+    import numpy as np
+
+    if len(sides) <= degree:
+        return None
+    area = np.array([s * s for s in sides], dtype=float)
+    fit = np.polynomial.Polynomial.fit(area, np.array(peaks, dtype=float), degree).convert()
+    side = max(sides)
+    while fit(float(side * side)) <= capacity:
+        side += 8
+        if side > 65536:
+            return None
+    return side - 8
+
+
+@dataclass(frozen=True)
+class Case:
+    """One accuracy shape: batch, LR and Ref sizes, channels (ck, c3, c2, c1)."""
+
+    n: int
+    h: int
+    w: int
+    hr: int
+    wr: int
+    channels: tuple[int, int, int, int] = TTSR_CHANNELS
+
+    @property
+    def label(self) -> str:
+        return f"N={self.n} LR {self.h}x{self.w} Ref {self.hr}x{self.wr} C={','.join(map(str, self.channels))}"
+
+
+# odd, non-square, Ref != LR, batch > 1, 1x1 and 2x2 grids (issue 4)
+ACCURACY_CASES = (
+    Case(1, 40, 40, 40, 40),
+    Case(2, 23, 17, 31, 29),
+    Case(1, 12, 30, 9, 5),
+    Case(2, 2, 2, 1, 1, (16, 16, 8, 4)),
+    Case(1, 1, 1, 2, 2, (16, 16, 8, 4)),
+)
+
+
+# ----------------------------------------------------------------------------- the CUDA library
+
+class KernelError(RuntimeError):
+    """The CUDA library is missing, does not load, or returned an error status."""
+
+
+class _Shape(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int) for name in ("n", "ck", "h", "w", "hr", "wr", "c3", "c2", "c1")]
+
+
+class CudaKernels:
+    """ctypes binding of libttsr_st_cuda.so (plugins/search_transfer/ttsr_st_api.h)."""
+
+    def __init__(self, path: Path):
+        if not path.is_file():
+            raise KernelError(f"{path} not found: run `bash scripts/gpu_check.sh`, which builds it")
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError as exc:
+            raise KernelError(f"cannot load {path} ({exc}): rebuild it with `bash scripts/gpu_check.sh`") from exc
+        shape_p = ctypes.POINTER(_Shape)
+        lib.ttsr_st_context_create.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+        lib.ttsr_st_context_create.restype = ctypes.c_int
+        lib.ttsr_st_context_destroy.argtypes = [ctypes.c_void_p]
+        lib.ttsr_st_context_destroy.restype = None
+        lib.ttsr_st_workspace_size.argtypes = [shape_p, ctypes.c_int, ctypes.c_int]
+        lib.ttsr_st_workspace_size.restype = ctypes.c_size_t
+        lib.ttsr_st_enqueue.argtypes = [ctypes.c_void_p, shape_p, ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 11
+        lib.ttsr_st_enqueue.restype = ctypes.c_int
+        lib.ttsr_st_status_string.argtypes = [ctypes.c_int]
+        lib.ttsr_st_status_string.restype = ctypes.c_char_p
+        self._lib = lib
+        self._context = ctypes.c_void_p()
+        self._check(lib.ttsr_st_context_create(ctypes.byref(self._context)), "ttsr_st_context_create")
+
+    def close(self) -> None:
+        if self._context:
+            self._lib.ttsr_st_context_destroy(self._context)
+            self._context = ctypes.c_void_p()
+
+    def _check(self, status: int, what: str) -> None:
+        if status != 0:
+            raise KernelError(f"{what}: {self._lib.ttsr_st_status_string(status).decode()}")
+
+    def prepare(self, inputs, ref_chunk: int = 0) -> "KernelCall":
+        """Allocates outputs and workspace for ``inputs`` (q, k, v3, v2, v1 CUDA tensors of one dtype)."""
+        import torch
+
+        shapes = contract.Shapes.from_inputs(*inputs)
+        shape = _Shape(shapes.n, shapes.ck, shapes.h, shapes.w, shapes.hr, shapes.wr,
+                       shapes.c3, shapes.c2, shapes.c1)
+        dtype = {torch.float32: 0, torch.float16: 1}[inputs[0].dtype]
+        workspace_bytes = int(self._lib.ttsr_st_workspace_size(ctypes.byref(shape), dtype, ref_chunk))
+        if workspace_bytes == 0:
+            raise KernelError(f"ttsr_st_workspace_size rejected {shapes}")
+        outputs = tuple(torch.empty(s, dtype=inputs[0].dtype, device=inputs[0].device) for s in shapes.outputs())
+        workspace = torch.empty(workspace_bytes, dtype=torch.uint8, device=inputs[0].device)
+        return KernelCall(self, shape, dtype, ref_chunk, tuple(inputs), outputs, workspace)
+
+    def enqueue(self, call: "KernelCall") -> None:
+        import torch
+
+        pointers = [t.data_ptr() for t in (*call.inputs, *call.outputs, call.workspace)]
+        stream = torch.cuda.current_stream().cuda_stream
+        self._check(self._lib.ttsr_st_enqueue(self._context, ctypes.byref(call.shape), call.dtype,
+                                              call.ref_chunk, *pointers, stream), "ttsr_st_enqueue")
+
+
+@dataclass
+class KernelCall:
+    """One prepared kernel invocation: buffers stay allocated so that it can be replayed and timed."""
+
+    kernels: CudaKernels
+    shape: _Shape
+    dtype: int
+    ref_chunk: int
+    inputs: tuple
+    outputs: tuple
+    workspace: object
+
+    def __call__(self) -> tuple:
+        self.kernels.enqueue(self)
+        return self.outputs
+
+
+# ----------------------------------------------------------------------------- measurements
+
+def make_inputs(case: Case, seed: int, device: str = "cuda"):
+    """ReLU-like features (non-negative, with zeros) as the LTE produces; float32."""
+    import torch
+
+    gen = torch.Generator(device=device).manual_seed(seed)
+    ck, c3, c2, c1 = case.channels
+    sizes = ((case.n, ck, case.h, case.w), (case.n, ck, case.hr, case.wr), (case.n, c3, case.hr, case.wr),
+             (case.n, c2, 2 * case.hr, 2 * case.wr), (case.n, c1, 4 * case.hr, 4 * case.wr))
+    return tuple(torch.randn(s, generator=gen, device=device).clamp_(min=0) for s in sizes)
+
+
+def best_two_relevances(q, k):
+    """Top-2 cosine relevances per LR position (the reference block's relevance, in float32)."""
+    import torch
+    import torch.nn.functional as F
+
+    ps = contract.PATCH_SIZE
+    qn = F.normalize(F.unfold(q, ps, padding=ps // 2), dim=1, eps=contract.NORM_EPS)
+    kn = F.normalize(F.unfold(k, ps, padding=ps // 2), dim=1, eps=contract.NORM_EPS)
+    relevance = torch.bmm(kn.transpose(1, 2), qn)
+    if relevance.shape[1] == 1:
+        best = relevance[:, 0]
+        return best, torch.full_like(best, -math.inf)
+    top = relevance.topk(2, dim=1).values
+    return top[:, 0], top[:, 1]
+
+
+def accuracy_rows(kernels: CudaKernels, seed: int, ref_chunk: int) -> list[list[object]]:
+    import torch
+
+    from ttsr.model.search_transfer import SearchTransfer
+
+    reference = SearchTransfer().cuda()
+    rows = []
+    for index, case in enumerate(ACCURACY_CASES):
+        inputs = make_inputs(case, seed + index)
+        with torch.no_grad():
+            expected = reference(*inputs)
+            best, second = best_two_relevances(inputs[0], inputs[1])
+        got32 = kernels.prepare(inputs, ref_chunk)()
+        got16 = kernels.prepare(tuple(t.half() for t in inputs), ref_chunk)()
+        torch.cuda.synchronize()
+
+        ambiguous = ((best - second) <= FP32_TIE_TOL).view(case.n, 1, case.h, case.w)
+        errors = []
+        for name, want, got, scale in zip(contract.OUTPUT_NAMES, expected, got32, (1, 1, 2, 4)):
+            diff = (got - want).abs()
+            if name != "s":  # texture pixels fed by a near-tie may legitimately differ
+                diff = diff.masked_fill(influenced_mask(ambiguous, scale), 0)
+            errors.append(diff.max().item())
+        agreement, ambiguous16 = argmax_agreement(got16[0].float(), best, second, FP16_RELEVANCE_TOL)
+        textures = [psnr(want, got.float()) for want, got in zip(expected[1:], got16[1:])]
+        rows.append([case.label, *(f"{e:.2e}" for e in errors), f"{ambiguous.float().mean().item():.4f}",
+                     f"{100 * agreement:.3f}%", f"{100 * ambiguous16:.3f}%", *textures])
+    return rows
+
+
+def cuda_time_ms(fn: Callable[[], object], repeats: int, budget_s: float) -> float:
+    """Median latency (ms) by CUDA events: one warm-up, then up to ``repeats`` calls within ``budget_s``."""
+    import torch
+
+    fn()
+    torch.cuda.synchronize()
+    samples: list[float] = []
+    while len(samples) < repeats and (not samples or sum(samples) / 1000 < budget_s):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        samples.append(start.elapsed_time(end))
+    return median_of(samples)
+
+
+@dataclass
+class Measurement:
+    ms: float | None = None
+    peak_mib: float | None = None
+    workspace_mib: float | None = None
+    note: str = ""
+
+
+def _release() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+def measure_reference(side: int, repeats: int, budget_s: float, seed: int) -> Measurement:
+    import torch
+
+    from ttsr.model.search_transfer import SearchTransfer
+
+    block = SearchTransfer().cuda()
+    try:
+        inputs = make_inputs(Case(1, side, side, side, side), seed)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        with torch.no_grad():
+            ms = cuda_time_ms(lambda: block(*inputs), repeats, budget_s)
+        return Measurement(ms, torch.cuda.max_memory_allocated() / MIB)
+    except torch.cuda.OutOfMemoryError:
+        return Measurement(note="OOM")
+    finally:
+        _release()
+
+
+def measure_kernels(kernels: CudaKernels, side: int, half: bool, repeats: int, budget_s: float, seed: int,
+                    ref_chunk: int) -> Measurement:
+    import torch
+
+    try:
+        inputs = make_inputs(Case(1, side, side, side, side), seed)
+        if half:
+            inputs = tuple(t.half() for t in inputs)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        call = kernels.prepare(inputs, ref_chunk)
+        ms = cuda_time_ms(call, repeats, budget_s)
+        return Measurement(ms, torch.cuda.max_memory_allocated() / MIB, call.workspace.numel() / MIB)
+    except torch.cuda.OutOfMemoryError:
+        return Measurement(note="OOM")
+    except KernelError as exc:  # e.g. cuBLAS out of memory for its own workspace
+        return Measurement(note=f"failed ({exc})")
+    finally:
+        _release()
+
+
+def largest_fitting(measure: Callable[[int], Measurement], start: int, start_ms: float,
+                    max_seconds: float) -> tuple[int, Measurement, str]:
+    """Walks up :func:`size_ladder` from a measured ``start`` until OOM or until one call would
+    take longer than ``max_seconds`` (compute grows with LR area x Ref area = side**4)."""
+    best, best_m, last_side, last_ms = start, Measurement(start_ms), start, start_ms
+    for side in size_ladder(start):
+        predicted_s = last_ms / 1000 * (side / last_side) ** 4
+        if predicted_s > max_seconds:
+            return best, best_m, f"stopped by time: {side}x{side} would take ~{predicted_s:.0f} s (--max-seconds)"
+        m = measure(side)
+        if m.ms is None:
+            return best, best_m, f"{m.note} at {side}x{side}"
+        best, best_m, last_side, last_ms = side, m, side, m.ms
+    return best, best_m, f"reached the ladder's end ({best}x{best})"
+
+
+def benchmark(kernels: CudaKernels, sizes: list[int], repeats: int, budget_s: float, max_seconds: float,
+              largest: bool, seed: int, ref_chunk: int) -> None:
+    import torch
+
+    def ref(side: int) -> Measurement:
+        return measure_reference(side, repeats, budget_s, seed)
+
+    def k32(side: int) -> Measurement:
+        return measure_kernels(kernels, side, False, repeats, budget_s, seed, ref_chunk)
+
+    def k16(side: int) -> Measurement:
+        return measure_kernels(kernels, side, True, repeats, budget_s, seed, ref_chunk)
+
+    rows: dict[int, dict[str, Measurement]] = {}
+    for side in sizes:
+        rows[side] = {"ref": ref(side), "k32": k32(side), "k16": k16(side)}
+        print(f"  measured LR {side}x{side}", flush=True)
+
+    notes = []
+    if largest:
+        top = max(sizes)
+        for key, measure, label in (("ref", ref, "reference"), ("k32", k32, "kernels FP32")):
+            if rows[top][key].ms is None:
+                notes.append(f"{label}: does not fit at {top}x{top}")
+                continue
+            side, m, why = largest_fitting(measure, top, rows[top][key].ms, max_seconds)
+            notes.append(f"{label}: largest LR measured {side}x{side} ({why})")
+            if side not in rows:
+                rows[side] = {"ref": ref(side) if key != "ref" else m,
+                              "k32": m if key == "k32" else k32(side), "k16": k16(side)}
+
+    headers = ["LR (=Ref)", "reference ms", "reference peak MiB", "kernels FP32 ms", "kernels FP32 peak MiB",
+               "kernels FP16 ms", "kernels FP16 peak MiB", "workspace MiB (FP32/FP16)"]
+    table = []
+    for side in sorted(rows):
+        r, a, b = rows[side]["ref"], rows[side]["k32"], rows[side]["k16"]
+        table.append([f"{side}x{side}", r.ms if r.ms is not None else r.note, r.peak_mib,
+                      a.ms if a.ms is not None else a.note, a.peak_mib,
+                      b.ms if b.ms is not None else b.note, b.peak_mib,
+                      f"{a.workspace_mib or 0:.1f} / {b.workspace_mib or 0:.1f}"])
+    print(markdown_table(headers, table))
+    print("Peak = torch.cuda.max_memory_allocated with inputs, outputs and (kernels) workspace; batch 1; "
+          "TTSR channels 256/256/128/64; reference in FP32 with TF32 off.")
+    capacity = torch.cuda.mem_get_info()[1] / MIB
+    for key, label, degree in (("ref", "reference", 2), ("k32", "kernels FP32", 1)):
+        usable = [s for s in sizes if rows[s][key].peak_mib is not None]
+        side = extrapolated_side(usable, [rows[s][key].peak_mib for s in usable], capacity, degree)
+        if side is not None:
+            notes.append(f"{label}: extrapolated memory limit ~{side}x{side} LR on {capacity / 1024:.0f} GiB "
+                         f"(degree-{degree} fit of peak vs LR area; not measured)")
+    for note in notes:
+        print(f"- {note}")
+
+
+# ----------------------------------------------------------------------------- command line
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--library", type=click.Path(path_type=Path), default=REPO / "build" / "gpu-check" / "libttsr_st_cuda.so",
+              show_default=True, help="libttsr_st_cuda.so built by scripts/gpu_check.sh.")
+@click.option("--sizes", default="40,80,120", show_default=True,
+              help="Comma-separated square LR sizes (Ref = LR) for the benchmark.")
+@click.option("--repeats", type=click.IntRange(1), default=10, show_default=True,
+              help="Timed calls per measurement (median), after one warm-up.")
+@click.option("--cell-seconds", type=click.FloatRange(0), default=20.0, show_default=True,
+              help="Stop repeating a measurement once this much time is spent (at least one call).")
+@click.option("--max-seconds", type=click.FloatRange(0), default=60.0, show_default=True,
+              help="Largest-size search: skip sizes whose one call would take longer than this.")
+@click.option("--largest/--no-largest", default=True, show_default=True,
+              help="Search the largest LR size the reference and the kernels fit in GPU memory.")
+@click.option("--accuracy/--no-accuracy", default=True, show_default=True, help="Run the accuracy checks.")
+@click.option("--benchmark/--no-benchmark", "run_benchmark", default=True, show_default=True,
+              help="Run the latency / memory benchmark.")
+@click.option("--ref-chunk", type=click.IntRange(0), default=0, show_default=True,
+              help="Cap on Ref positions per pass (0: the kernels choose).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random features.")
+def main(library: Path, sizes: str, repeats: int, cell_seconds: float, max_seconds: float, largest: bool,
+         accuracy: bool, run_benchmark: bool, ref_chunk: int, seed: int) -> None:
+    """Check the search-transfer CUDA kernels against the PyTorch reference block on this GPU."""
+    try:
+        side_list = parse_sizes(sizes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sizes") from exc
+    import torch
+
+    if not torch.cuda.is_available():
+        raise click.ClickException("PyTorch sees no CUDA GPU: run this on a GPU machine with a CUDA build of torch")
+    # The contract's FP32 is true FP32: no TF32 in the reference either.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        kernels = CudaKernels(library)
+    except KernelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    print(f"GPU: {torch.cuda.get_device_name()} | torch {torch.__version__} | CUDA {torch.version.cuda} | {library}")
+    try:
+        if accuracy:
+            print("\n## Accuracy (kernels vs PyTorch reference block)\n")
+            headers = ["case", "FP32 max|d| s", "t3", "t2", "t1", "FP32 near-tie positions",
+                       "FP16 argmax agreement", "FP16 ambiguous", "FP16 PSNR t3 dB", "t2 dB", "t1 dB"]
+            print(markdown_table(headers, accuracy_rows(kernels, seed, ref_chunk)))
+            print(f"FP32 texture errors exclude pixels fed by near-tie positions (top-2 gap <= {FP32_TIE_TOL:g}); "
+                  f"FP16 agreement: picked relevance within {FP16_RELEVANCE_TOL:g} of the FP32 best.")
+        if run_benchmark:
+            print("\n## Benchmark (batch 1, Ref = LR)\n")
+            benchmark(kernels, side_list, repeats, cell_seconds, max_seconds, largest, seed, ref_chunk)
+    except KernelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        kernels.close()
+
+
+if __name__ == "__main__":
+    main()
