@@ -145,3 +145,22 @@ def test_missing_library_names_the_fix(tmp_path: Path, monkeypatch: pytest.Monke
     assert native.default_plugin_library() == tmp_path / "libttsr_trt_plugin.so"
     with pytest.raises(native.NativeLibraryError, match="scripts/setup.sh"):
         native.cpu_library()
+
+
+def test_abi_reports_bad_arguments_by_status() -> None:
+    lib = native.cpu_library()
+    shapes = Shapes(1, 2, 2, 2, 2, 2, 1, 1, 1)
+    arrays = [np.zeros(s, np.float32) for s in shapes.expected_inputs() + shapes.outputs()]
+    pointers = [a.ctypes.data for a in arrays]
+    shape = native._Shape.of(shapes)
+    workspace = np.zeros(native.workspace_size(shapes), np.uint8)
+    assert lib.ttsr_st_cpu_run(shape, 0, 0, *pointers, workspace.ctypes.data) == 0
+    assert lib.ttsr_st_cpu_run(shape, 0, 0, *pointers, None) == 3
+    assert lib.ttsr_st_cpu_run(shape, 2, 0, *pointers, workspace.ctypes.data) == 2
+    assert lib.ttsr_st_cpu_run(shape, 0, -1, *pointers, workspace.ctypes.data) == 3
+    empty = native._Shape(1, 2, 0, 2, 2, 2, 1, 1, 1)
+    assert lib.ttsr_st_cpu_run(empty, 0, 0, *pointers, workspace.ctypes.data) == 1
+    assert lib.ttsr_st_cpu_workspace_size(empty, 0, 0) == 0
+    assert lib.ttsr_st_chunk_size(empty, 0, 0) == 0
+    messages = {lib.ttsr_st_status_string(code).decode() for code in range(6)}
+    assert len(messages) == 6 and "ok" in messages
