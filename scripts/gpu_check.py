@@ -182,7 +182,11 @@ class CudaKernels:
         lib.ttsr_st_status_string.restype = ctypes.c_char_p
         self._lib = lib
         self._context = ctypes.c_void_p()
-        self._check(lib.ttsr_st_context_create(ctypes.byref(self._context)), "ttsr_st_context_create")
+
+    def open(self) -> None:
+        """Creates the kernels' cuBLAS context (needs a GPU); ``prepare`` does it on first use."""
+        if not self._context:
+            self._check(self._lib.ttsr_st_context_create(ctypes.byref(self._context)), "ttsr_st_context_create")
 
     def close(self) -> None:
         if self._context:
@@ -193,17 +197,26 @@ class CudaKernels:
         if status != 0:
             raise KernelError(f"{what}: {self._lib.ttsr_st_status_string(status).decode()}")
 
+    def workspace_bytes(self, shapes: contract.Shapes, half: bool, ref_chunk: int = 0) -> int:
+        """ttsr_st_workspace_size; KernelError for shapes the kernels reject."""
+        shape = _Shape(shapes.n, shapes.ck, shapes.h, shapes.w, shapes.hr, shapes.wr,
+                       shapes.c3, shapes.c2, shapes.c1)
+        workspace_bytes = int(self._lib.ttsr_st_workspace_size(ctypes.byref(shape), int(half), ref_chunk))
+        if workspace_bytes == 0:
+            raise KernelError(f"ttsr_st_workspace_size rejected {shapes}")
+        return workspace_bytes
+
     def prepare(self, inputs, ref_chunk: int = 0) -> "KernelCall":
         """Allocates outputs and workspace for ``inputs`` (q, k, v3, v2, v1 CUDA tensors of one dtype)."""
         import torch
 
+        self.open()
         shapes = contract.Shapes.from_inputs(*inputs)
         shape = _Shape(shapes.n, shapes.ck, shapes.h, shapes.w, shapes.hr, shapes.wr,
                        shapes.c3, shapes.c2, shapes.c1)
-        dtype = {torch.float32: 0, torch.float16: 1}[inputs[0].dtype]
-        workspace_bytes = int(self._lib.ttsr_st_workspace_size(ctypes.byref(shape), dtype, ref_chunk))
-        if workspace_bytes == 0:
-            raise KernelError(f"ttsr_st_workspace_size rejected {shapes}")
+        half = {torch.float32: False, torch.float16: True}[inputs[0].dtype]
+        dtype = int(half)
+        workspace_bytes = self.workspace_bytes(shapes, half, ref_chunk)
         outputs = tuple(torch.empty(s, dtype=inputs[0].dtype, device=inputs[0].device) for s in shapes.outputs())
         workspace = torch.empty(workspace_bytes, dtype=torch.uint8, device=inputs[0].device)
         return KernelCall(self, shape, dtype, ref_chunk, tuple(inputs), outputs, workspace)
@@ -263,34 +276,56 @@ def best_two_relevances(q, k):
     return top[:, 0], top[:, 1]
 
 
-def accuracy_rows(kernels: CudaKernels, seed: int, ref_chunk: int) -> list[list[object]]:
+@dataclass(frozen=True)
+class AccuracyResult:
+    case: Case
+    fp32_max_abs: tuple[float, float, float, float]  # s, t3, t2, t1
+    fp32_near_tie_fraction: float
+    fp16_agreement: float
+    fp16_ambiguous: float
+    fp16_psnr_db: tuple[float, float, float]  # t3, t2, t1
+
+
+def check_accuracy(kernels: CudaKernels, seed: int, ref_chunk: int, device: str = "cuda") -> list[AccuracyResult]:
+    """Kernels vs the reference block on :data:`ACCURACY_CASES`; ``kernels`` needs only
+    ``prepare(inputs, ref_chunk)`` returning a callable that produces (s, t3, t2, t1)."""
     import torch
 
     from ttsr.model.search_transfer import SearchTransfer
 
-    reference = SearchTransfer().cuda()
-    rows = []
+    reference = SearchTransfer().to(device)
+    results = []
     for index, case in enumerate(ACCURACY_CASES):
-        inputs = make_inputs(case, seed + index)
+        inputs = make_inputs(case, seed + index, device)
         with torch.no_grad():
             expected = reference(*inputs)
             best, second = best_two_relevances(inputs[0], inputs[1])
         got32 = kernels.prepare(inputs, ref_chunk)()
         got16 = kernels.prepare(tuple(t.half() for t in inputs), ref_chunk)()
-        torch.cuda.synchronize()
+        if device == "cuda":
+            torch.cuda.synchronize()
 
-        ambiguous = ((best - second) <= FP32_TIE_TOL).view(case.n, 1, case.h, case.w)
+        near_tie = ((best - second) <= FP32_TIE_TOL).view(case.n, 1, case.h, case.w)
         errors = []
         for name, want, got, scale in zip(contract.OUTPUT_NAMES, expected, got32, (1, 1, 2, 4)):
             diff = (got - want).abs()
             if name != "s":  # texture pixels fed by a near-tie may legitimately differ
-                diff = diff.masked_fill(influenced_mask(ambiguous, scale), 0)
+                diff = diff.masked_fill(influenced_mask(near_tie, scale), 0)
             errors.append(diff.max().item())
-        agreement, ambiguous16 = argmax_agreement(got16[0].float(), best, second, FP16_RELEVANCE_TOL)
-        textures = [psnr(want, got.float()) for want, got in zip(expected[1:], got16[1:])]
-        rows.append([case.label, *(f"{e:.2e}" for e in errors), f"{ambiguous.float().mean().item():.4f}",
-                     f"{100 * agreement:.3f}%", f"{100 * ambiguous16:.3f}%", *textures])
-    return rows
+        agreement, ambiguous = argmax_agreement(got16[0].float(), best, second, FP16_RELEVANCE_TOL)
+        textures = tuple(psnr(want, got.float()) for want, got in zip(expected[1:], got16[1:]))
+        results.append(AccuracyResult(case, tuple(errors), near_tie.float().mean().item(), agreement, ambiguous,
+                                      textures))
+    return results
+
+
+def accuracy_table(results: Sequence[AccuracyResult]) -> str:
+    headers = ["case", "FP32 max abs err s", "t3", "t2", "t1", "FP32 near-tie positions",
+               "FP16 argmax agreement", "FP16 ambiguous", "FP16 PSNR t3 dB", "t2 dB", "t1 dB"]
+    rows = [[r.case.label, *(f"{e:.2e}" for e in r.fp32_max_abs), f"{100 * r.fp32_near_tie_fraction:.3f}%",
+             f"{100 * r.fp16_agreement:.3f}%", f"{100 * r.fp16_ambiguous:.3f}%", *r.fp16_psnr_db]
+            for r in results]
+    return markdown_table(headers, rows)
 
 
 def cuda_time_ms(fn: Callable[[], object], repeats: int, budget_s: float) -> float:
@@ -474,15 +509,14 @@ def main(library: Path, sizes: str, repeats: int, cell_seconds: float, max_secon
     torch.backends.cudnn.allow_tf32 = False
     try:
         kernels = CudaKernels(library)
+        kernels.open()
     except KernelError as exc:
         raise click.ClickException(str(exc)) from exc
     print(f"GPU: {torch.cuda.get_device_name()} | torch {torch.__version__} | CUDA {torch.version.cuda} | {library}")
     try:
         if accuracy:
             print("\n## Accuracy (kernels vs PyTorch reference block)\n")
-            headers = ["case", "FP32 max|d| s", "t3", "t2", "t1", "FP32 near-tie positions",
-                       "FP16 argmax agreement", "FP16 ambiguous", "FP16 PSNR t3 dB", "t2 dB", "t1 dB"]
-            print(markdown_table(headers, accuracy_rows(kernels, seed, ref_chunk)))
+            print(accuracy_table(check_accuracy(kernels, seed, ref_chunk)))
             print(f"FP32 texture errors exclude pixels fed by near-tie positions (top-2 gap <= {FP32_TIE_TOL:g}); "
                   f"FP16 agreement: picked relevance within {FP16_RELEVANCE_TOL:g} of the FP32 best.")
         if run_benchmark:

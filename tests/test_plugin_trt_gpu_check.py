@@ -135,3 +135,44 @@ def test_markdown_table_and_extrapolation(gpu_check):
     linear = [5 + 0.01 * s * s for s in sides]
     assert 2992 <= gpu_check.extrapolated_side(sides, linear, capacity=5 + 0.01 * 3000 ** 2, degree=1) <= 3000
     assert gpu_check.extrapolated_side([40, 80], quadratic[:2], capacity=1e9, degree=2) is None
+
+
+class _TwinKernels:
+    """The host twin behind gpu_check's kernel interface: same index math and GEMM arguments
+    as the CUDA kernels, so the accuracy pipeline runs end to end on the CPU."""
+
+    def prepare(self, inputs, ref_chunk=0):
+        from ttsr.plugin.native import search_transfer_cpu
+
+        arrays = [t.numpy() for t in inputs]
+        return lambda: tuple(torch.from_numpy(a) for a in search_transfer_cpu(*arrays, ref_chunk=ref_chunk))
+
+
+def test_accuracy_pipeline_on_the_host_twin(gpu_check):
+    results = gpu_check.check_accuracy(_TwinKernels(), seed=0, ref_chunk=256, device="cpu")
+    assert [r.case for r in results] == list(gpu_check.ACCURACY_CASES)
+    for r in results:
+        assert max(r.fp32_max_abs) <= 1e-5, r
+        assert r.fp16_agreement >= 0.95, r
+        assert min(r.fp16_psnr_db) >= 40, r
+    table = gpu_check.accuracy_table(results).splitlines()
+    assert len(table) == 2 + len(results)
+    assert table[2].startswith("| N=1 LR 40x40 Ref 40x40 C=256,256,128,64 |")
+
+
+def test_cuda_library_binding_without_a_gpu(gpu_check):
+    from ttsr.contract import Shapes
+    from ttsr.plugin.native import library_dir, workspace_size
+
+    path = library_dir() / "libttsr_st_cuda.so"
+    if not path.is_file():
+        pytest.skip(f"{path} not built (needs nvcc and cuBLAS)")
+    kernels = gpu_check.CudaKernels(path)
+    shapes = Shapes(2, 256, 23, 17, 31, 29, 256, 128, 64)
+    assert kernels.workspace_bytes(shapes, half=False) == workspace_size(shapes)
+    assert kernels.workspace_bytes(shapes, half=True, ref_chunk=5) == workspace_size(shapes, "float16", 5)
+    with pytest.raises(gpu_check.KernelError, match="rejected"):
+        kernels.workspace_bytes(Shapes(1, 256, 0, 4, 4, 4, 256, 128, 64), half=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(gpu_check.KernelError, match="^ttsr_st_context_create: "):
+            kernels.open()
