@@ -172,6 +172,22 @@ def test_released_file_name_shows_the_published_figures(cufed: Path, checkpoint:
                                                            "ssim": gan_ssim, "comparable": False}
 
 
+def test_published_figures_are_compared_under_the_published_protocol(
+        cufed: Path, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Our folder holds 3 images, not 126: make that the published count to reach the comparison.
+    monkeypatch.setitem(PUBLISHED_PROTOCOL, "images", 3)
+    released = tmp_path / Path(CHECKPOINT_URLS["ttsr-rec"]).name
+    shutil.copy(checkpoint, released)
+    report = tmp_path / "scores.json"
+    result = invoke("--data-dir", cufed, "--checkpoint", released, "--device", "cpu", "--json", report)
+    assert result.exit_code == 0, result.output
+    scores = json.loads(report.read_text())
+    rec_psnr, rec_ssim = PUBLISHED_CUFED5["ttsr-rec"]
+    assert scores["published"]["comparable"] is True
+    assert (f"ours - published: {scores['mean']['psnr'] - rec_psnr:+.4f} dB, "
+            f"{scores['mean']['ssim'] - rec_ssim:+.4f}") in result.stdout
+
+
 def test_published_protocol_is_the_default() -> None:
     assert evaluate._protocol_differences("mmediting-0.x", 4, 1, 126) == []
     defaults = {param.name: param.default for param in evaluate_command.params}

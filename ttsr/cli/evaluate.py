@@ -199,6 +199,30 @@ def _check_release_digest(checkpoint: Path, sha256: str) -> str | None:
             f"{suffix['digits']}: it is not the released file, the published figures may not apply")
 
 
+def _echo_model(checkpoint: Path | None, sha256: str | None, release: str | None, seed: int | None) -> None:
+    if checkpoint is None or sha256 is None:
+        click.secho(f"WARNING: RANDOM WEIGHTS (--seed {seed}), not a trained TTSR: these scores mean nothing; "
+                    f"pass --checkpoint for real figures", fg="red", bold=True)
+        return
+    click.echo(f"model: {checkpoint} (sha256 {sha256[:12]}" + (f", released {release})" if release else ")"))
+    digest_note = _check_release_digest(checkpoint, sha256) if release else None
+    if digest_note:
+        click.echo(digest_note)
+
+
+def _compare_published(release: str, mean_psnr: float, mean_ssim: float,
+                       differences: list[str]) -> dict[str, Any]:
+    """Print the model zoo figures beside ours; returns them for the JSON report."""
+    pub_psnr, pub_ssim = PUBLISHED_CUFED5[release]
+    line = f"published ({release}, mmediting 0.x model zoo): {_figures(pub_psnr, pub_ssim)}"
+    if differences:
+        line += "; not comparable: " + ", ".join(differences)
+    else:
+        line += f"; ours - published: {mean_psnr - pub_psnr:+.4f} dB, {mean_ssim - pub_ssim:+.4f}"
+    click.echo(line)
+    return {"model": release, "psnr": pub_psnr, "ssim": pub_ssim, "comparable": not differences}
+
+
 def _open_model(checkpoint: Path | None, seed: int | None, device: str) -> TTSR:
     if checkpoint is None:
         return build_model(seed=seed)
@@ -290,14 +314,7 @@ def evaluate_command(data_dir: Path, checkpoint: Path | None, seed: int | None, 
     sha256 = file_sha256(checkpoint) if checkpoint is not None else None
     click.echo(f"evaluate: {len(samples)} image(s) from {data_dir} (GT NNN_{GT_LEVEL}.png, Ref NNN_{ref_level}.png), "
                f"device {device}")
-    if checkpoint is not None and sha256 is not None:
-        click.echo(f"model: {checkpoint} (sha256 {sha256[:12]}" + (f", released {release})" if release else ")"))
-        digest_note = _check_release_digest(checkpoint, sha256) if release else None
-        if digest_note:
-            click.echo(digest_note)
-    else:
-        click.secho(f"WARNING: RANDOM WEIGHTS (--seed {seed}), not a trained TTSR: these scores mean nothing; "
-                    f"pass --checkpoint for real figures", fg="red", bold=True)
+    _echo_model(checkpoint, sha256, release, seed)
     click.echo(f"protocol: {convention} ({CONVENTION_NOTES[convention]}), crop border {crop_border}"
                + (", GT mod-cropped to multiples of 4" if mod_crop else ""))
 
@@ -327,15 +344,8 @@ def evaluate_command(data_dir: Path, checkpoint: Path | None, seed: int | None, 
     click.echo(f"mean of {len(scores)} image(s): {_figures(mean_psnr, mean_ssim)}{suffix}")
     published = None
     if release is not None:
-        pub_psnr, pub_ssim = PUBLISHED_CUFED5[release]
         differences = _protocol_differences(convention, crop_border, ref_level, len(scores))
-        published = {"model": release, "psnr": pub_psnr, "ssim": pub_ssim, "comparable": not differences}
-        line = f"published ({release}, mmediting 0.x model zoo): {_figures(pub_psnr, pub_ssim)}"
-        if differences:
-            line += "; not comparable: " + ", ".join(differences)
-        else:
-            line += f"; ours - published: {mean_psnr - pub_psnr:+.4f} dB, {mean_ssim - pub_ssim:+.4f}"
-        click.echo(line)
+        published = _compare_published(release, mean_psnr, mean_ssim, differences)
 
     if json_path is not None:
         write_json(json_path, {
