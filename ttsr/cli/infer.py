@@ -14,10 +14,10 @@ from typing import Any
 import click
 import numpy as np
 
-from ttsr.engine.builder import BuildError, file_sha256, tool_version
+from ttsr.engine.builder import file_sha256, tool_version
 from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
 from ttsr.engine.profiles import ProfileError, format_size
-from ttsr.engine.sidecar import SidecarError, read_sidecar, write_atomic
+from ttsr.engine.sidecar import write_atomic
 
 EPILOG = """\b
 Examples:
@@ -132,10 +132,11 @@ def _open_backend(kind: str, *, engine: Path | None, onnx: Path | None, plugin: 
         from ttsr.runtime.trt_backend import EngineError
 
         try:
-            _check_source(read_sidecar(engine).checkpoint_sha256, checkpoint, f"engine {engine}")
-            return open_backend("trt", engine=engine, plugin_library=plugin, cuda_graph=cuda_graph)
-        except (EngineError, SidecarError, BuildError) as exc:
+            runner = open_backend("trt", engine=engine, plugin_library=plugin, cuda_graph=cuda_graph)
+        except EngineError as exc:
             raise click.ClickException(str(exc)) from None
+        _check_source(runner.sidecar.checkpoint_sha256, checkpoint, f"engine {engine}")
+        return runner
     if kind == "ort":
         if onnx is None:
             from ttsr.engine.graphs import export_rewritten

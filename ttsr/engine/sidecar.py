@@ -146,10 +146,16 @@ def check_sidecar(sidecar: EngineSidecar, trt_version: str, gpu_cc: str,
     else:
         errors.append(f"unknown hardware-compatibility level {level!r} in the sidecar; "
                       f"expected one of {', '.join(HARDWARE_COMPAT_LEVELS)}")
+    return errors + check_plugin(sidecar, plugin_hash)
+
+
+def check_plugin(sidecar: EngineSidecar, plugin_hash: str | None) -> list[str]:
+    """The plugin part of :func:`check_sidecar` (needs no TensorRT, so it runs first)."""
     if plugin_hash is None:
-        errors.append(f"plugin library {sidecar.plugin.library} is missing; build it with "
-                      f"`bash scripts/setup.sh` (cmake) or pass --plugin")
-    elif plugin_hash != sidecar.plugin.sha256:
-        errors.append(f"plugin library differs from the one the engine was built with "
-                      f"(sha256 {plugin_hash[:12]} != {sidecar.plugin.sha256[:12]}); rebuild the engine")
-    return errors
+        return [f"plugin library {sidecar.plugin.library} is missing; build it with "
+                f"`bash scripts/setup.sh` (cmake) or pass --plugin"]
+    if plugin_hash != sidecar.plugin.sha256:
+        return [f"plugin library differs from the one the engine was built with "
+                f"(sha256 {plugin_hash[:12]} != {sidecar.plugin.sha256[:12]}); rebuild the engine "
+                f"or pass --plugin with the library it was built with"]
+    return []

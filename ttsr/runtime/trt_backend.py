@@ -20,7 +20,7 @@ import numpy as np
 from ttsr.data.prepare import ModelInputs
 from ttsr.engine.builder import BuildError, file_sha256, require_gpu, require_tensorrt
 from ttsr.engine.profiles import Profile, choose_profile
-from ttsr.engine.sidecar import EngineSidecar, SidecarError, check_sidecar, read_sidecar
+from ttsr.engine.sidecar import EngineSidecar, SidecarError, check_plugin, check_sidecar, read_sidecar
 from ttsr.model.ttsr import INPUT_NAMES, OUTPUT_NAME
 
 if TYPE_CHECKING:
@@ -94,14 +94,26 @@ class TrtBackend:
     def __init__(self, engine_path: str | os.PathLike[str], plugin_library: str | os.PathLike[str] | None = None,
                  cuda_graph: bool = False) -> None:
         engine_path = Path(engine_path)
+        # Checks that need no TensorRT come first, so a wrong file fails the same way everywhere.
         try:
-            version = require_tensorrt()
-            gpu = require_gpu()
+            blob = engine_path.read_bytes()
+        except OSError as exc:
+            raise EngineError(f"cannot read engine {engine_path} ({exc.strerror or exc}); "
+                              f"build one with build_engine.py") from None
+        try:
             self.sidecar: EngineSidecar = read_sidecar(engine_path)
-        except (BuildError, SidecarError) as exc:
+        except SidecarError as exc:
             raise EngineError(str(exc)) from None
         plugin = Path(plugin_library) if plugin_library is not None else Path(self.sidecar.plugin.library)
         plugin_hash = file_sha256(plugin) if plugin.is_file() else None
+        problems = check_plugin(self.sidecar, plugin_hash)
+        if problems:
+            raise EngineError(f"{engine_path}: {problems[0]}")
+        try:
+            version = require_tensorrt()
+            gpu = require_gpu()
+        except BuildError as exc:
+            raise EngineError(str(exc)) from None
         problems = check_sidecar(self.sidecar, version, gpu.compute_capability, plugin_hash)
         if problems:
             raise EngineError(f"{engine_path}: {problems[0]}")
@@ -114,10 +126,6 @@ class TrtBackend:
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         _load_plugin(self._runtime, plugin)
-        try:
-            blob = engine_path.read_bytes()
-        except OSError as exc:
-            raise EngineError(f"cannot read engine {engine_path}: {exc}") from None
         engine = self._runtime.deserialize_cuda_engine(blob)
         if engine is None:
             raise EngineError(f"TensorRT could not deserialise {engine_path} (corrupt file or built for "
