@@ -18,7 +18,7 @@ import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 import click
 
@@ -26,6 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ttsr import contract  # noqa: E402
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    Inputs = tuple[Tensor, ...]  # q, k, v3, v2, v1
+    Outputs = tuple[Tensor, ...]  # s, t3, t2, t1
 
 TTSR_CHANNELS = (256, 256, 128, 64)  # ck, c3, c2, c1 of TTSR's LTE features
 MIB = 1 << 20
@@ -50,7 +56,8 @@ def parse_sizes(text: str) -> list[int]:
 
 def size_ladder(start: int, limit: int = 4096, growth: float = 1.25, multiple: int = 8) -> list[int]:
     """LR sides above ``start`` growing by ``growth``, rounded up to ``multiple``, up to ``limit``."""
-    sizes, size = [], start
+    sizes: list[int] = []
+    size = start
     while True:
         size = max(math.ceil((size + 1) / multiple), math.ceil(size * growth / multiple)) * multiple
         if size > limit:
@@ -62,7 +69,7 @@ def median_of(samples: Sequence[float]) -> float:
     return statistics.median(samples)
 
 
-def psnr(reference, test) -> float:
+def psnr(reference: Tensor, test: Tensor) -> float:
     """PSNR (dB) of ``test`` against ``reference`` with the reference's value range as peak."""
     reference = reference.double()
     mse = (test.double() - reference).pow(2).mean().item()
@@ -72,7 +79,7 @@ def psnr(reference, test) -> float:
     return 10 * math.log10(peak * peak / mse)
 
 
-def argmax_agreement(picked, best, second, tol: float) -> tuple[float, float]:
+def argmax_agreement(picked: Tensor, best: Tensor, second: Tensor, tol: float) -> tuple[float, float]:
     """(agreement rate, ambiguous rate) of picked relevances against the reference's top two.
 
     A position agrees when its picked relevance is within ``tol`` of the best one; it is
@@ -84,7 +91,7 @@ def argmax_agreement(picked, best, second, tol: float) -> tuple[float, float]:
     return agrees.double().mean().item(), ambiguous.double().mean().item()
 
 
-def influenced_mask(lr_mask, scale: int):
+def influenced_mask(lr_mask: Tensor, scale: int) -> Tensor:
     """Output pixels at ``scale`` that receive a patch from any LR position in ``lr_mask`` (N,1,H,W)."""
     import torch.nn.functional as F
 
@@ -176,7 +183,8 @@ class CudaKernels:
         lib.ttsr_st_context_destroy.restype = None
         lib.ttsr_st_workspace_size.argtypes = [shape_p, ctypes.c_int, ctypes.c_int]
         lib.ttsr_st_workspace_size.restype = ctypes.c_size_t
-        lib.ttsr_st_enqueue.argtypes = [ctypes.c_void_p, shape_p, ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 11
+        pointers = [ctypes.c_void_p] * 11  # q, k, v3, v2, v1, s, t3, t2, t1, workspace, stream
+        lib.ttsr_st_enqueue.argtypes = [ctypes.c_void_p, shape_p, ctypes.c_int, ctypes.c_int, *pointers]
         lib.ttsr_st_enqueue.restype = ctypes.c_int
         lib.ttsr_st_status_string.argtypes = [ctypes.c_int]
         lib.ttsr_st_status_string.restype = ctypes.c_char_p
@@ -206,7 +214,7 @@ class CudaKernels:
             raise KernelError(f"ttsr_st_workspace_size rejected {shapes}")
         return workspace_bytes
 
-    def prepare(self, inputs, ref_chunk: int = 0) -> "KernelCall":
+    def prepare(self, inputs: Inputs, ref_chunk: int = 0) -> KernelCall:
         """Allocates outputs and workspace for ``inputs`` (q, k, v3, v2, v1 CUDA tensors of one dtype)."""
         import torch
 
@@ -221,7 +229,7 @@ class CudaKernels:
         workspace = torch.empty(workspace_bytes, dtype=torch.uint8, device=inputs[0].device)
         return KernelCall(self, shape, dtype, ref_chunk, tuple(inputs), outputs, workspace)
 
-    def enqueue(self, call: "KernelCall") -> None:
+    def enqueue(self, call: KernelCall) -> None:
         import torch
 
         pointers = [t.data_ptr() for t in (*call.inputs, *call.outputs, call.workspace)]
@@ -238,18 +246,18 @@ class KernelCall:
     shape: _Shape
     dtype: int
     ref_chunk: int
-    inputs: tuple
-    outputs: tuple
-    workspace: object
+    inputs: Inputs
+    outputs: Outputs
+    workspace: Tensor
 
-    def __call__(self) -> tuple:
+    def __call__(self) -> Outputs:
         self.kernels.enqueue(self)
         return self.outputs
 
 
 # ----------------------------------------------------------------------------- measurements
 
-def make_inputs(case: Case, seed: int, device: str = "cuda"):
+def make_inputs(case: Case, seed: int, device: str = "cuda") -> Inputs:
     """ReLU-like features (non-negative, with zeros) as the LTE produces; float32."""
     import torch
 
@@ -260,7 +268,7 @@ def make_inputs(case: Case, seed: int, device: str = "cuda"):
     return tuple(torch.randn(s, generator=gen, device=device).clamp_(min=0) for s in sizes)
 
 
-def best_two_relevances(q, k):
+def best_two_relevances(q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
     """Top-2 cosine relevances per LR position (the reference block's relevance, in float32)."""
     import torch
     import torch.nn.functional as F
@@ -276,6 +284,12 @@ def best_two_relevances(q, k):
     return top[:, 0], top[:, 1]
 
 
+class Preparer(Protocol):
+    """What :func:`check_accuracy` needs of the kernels (CudaKernels, or the host twin in tests)."""
+
+    def prepare(self, inputs: Inputs, ref_chunk: int = 0) -> Callable[[], Outputs]: ...
+
+
 @dataclass(frozen=True)
 class AccuracyResult:
     case: Case
@@ -286,7 +300,7 @@ class AccuracyResult:
     fp16_psnr_db: tuple[float, float, float]  # t3, t2, t1
 
 
-def check_accuracy(kernels: CudaKernels, seed: int, ref_chunk: int, device: str = "cuda") -> list[AccuracyResult]:
+def check_accuracy(kernels: Preparer, seed: int, ref_chunk: int, device: str = "cuda") -> list[AccuracyResult]:
     """Kernels vs the reference block on :data:`ACCURACY_CASES`; ``kernels`` needs only
     ``prepare(inputs, ref_chunk)`` returning a callable that produces (s, t3, t2, t1)."""
     import torch
@@ -313,9 +327,10 @@ def check_accuracy(kernels: CudaKernels, seed: int, ref_chunk: int, device: str 
                 diff = diff.masked_fill(influenced_mask(near_tie, scale), 0)
             errors.append(diff.max().item())
         agreement, ambiguous = argmax_agreement(got16[0].float(), best, second, FP16_RELEVANCE_TOL)
-        textures = tuple(psnr(want, got.float()) for want, got in zip(expected[1:], got16[1:]))
-        results.append(AccuracyResult(case, tuple(errors), near_tie.float().mean().item(), agreement, ambiguous,
-                                      textures))
+        t3, t2, t1 = (psnr(want, got.float()) for want, got in zip(expected[1:], got16[1:]))
+        s_err, t3_err, t2_err, t1_err = errors
+        results.append(AccuracyResult(case, (s_err, t3_err, t2_err, t1_err), near_tie.float().mean().item(), agreement, ambiguous,
+                                      (t3, t2, t1)))
     return results
 
 
@@ -362,30 +377,43 @@ def _release() -> None:
     torch.cuda.empty_cache()
 
 
+def _measured(run: Callable[[], Measurement]) -> Measurement:
+    """Runs one measurement; OOM (and kernel failures) become a note. Memory is released after the
+    measurement's own frame is gone, so the next size starts from an empty cache."""
+    import torch
+
+    try:
+        return run()
+    except torch.cuda.OutOfMemoryError:
+        return Measurement(note="OOM")
+    except KernelError as exc:  # e.g. cuBLAS out of memory for its own workspace
+        return Measurement(note=f"failed ({exc})")
+    finally:
+        _release()
+
+
 def measure_reference(side: int, repeats: int, budget_s: float, seed: int) -> Measurement:
     import torch
 
     from ttsr.model.search_transfer import SearchTransfer
 
-    block = SearchTransfer().cuda()
-    try:
+    def run() -> Measurement:
+        block = SearchTransfer().cuda()
         inputs = make_inputs(Case(1, side, side, side, side), seed)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         with torch.no_grad():
             ms = cuda_time_ms(lambda: block(*inputs), repeats, budget_s)
         return Measurement(ms, torch.cuda.max_memory_allocated() / MIB)
-    except torch.cuda.OutOfMemoryError:
-        return Measurement(note="OOM")
-    finally:
-        _release()
+
+    return _measured(run)
 
 
 def measure_kernels(kernels: CudaKernels, side: int, half: bool, repeats: int, budget_s: float, seed: int,
                     ref_chunk: int) -> Measurement:
     import torch
 
-    try:
+    def run() -> Measurement:
         inputs = make_inputs(Case(1, side, side, side, side), seed)
         if half:
             inputs = tuple(t.half() for t in inputs)
@@ -394,12 +422,8 @@ def measure_kernels(kernels: CudaKernels, side: int, half: bool, repeats: int, b
         call = kernels.prepare(inputs, ref_chunk)
         ms = cuda_time_ms(call, repeats, budget_s)
         return Measurement(ms, torch.cuda.max_memory_allocated() / MIB, call.workspace.numel() / MIB)
-    except torch.cuda.OutOfMemoryError:
-        return Measurement(note="OOM")
-    except KernelError as exc:  # e.g. cuBLAS out of memory for its own workspace
-        return Measurement(note=f"failed ({exc})")
-    finally:
-        _release()
+
+    return _measured(run)
 
 
 def largest_fitting(measure: Callable[[int], Measurement], start: int, start_ms: float,
@@ -422,14 +446,14 @@ def benchmark(kernels: CudaKernels, sizes: list[int], repeats: int, budget_s: fl
               largest: bool, seed: int, ref_chunk: int) -> None:
     import torch
 
-    def ref(side: int) -> Measurement:
-        return measure_reference(side, repeats, budget_s, seed)
+    def ref(side: int, calls: int = repeats) -> Measurement:
+        return measure_reference(side, calls, budget_s, seed)
 
-    def k32(side: int) -> Measurement:
-        return measure_kernels(kernels, side, False, repeats, budget_s, seed, ref_chunk)
+    def k32(side: int, calls: int = repeats) -> Measurement:
+        return measure_kernels(kernels, side, False, calls, budget_s, seed, ref_chunk)
 
-    def k16(side: int) -> Measurement:
-        return measure_kernels(kernels, side, True, repeats, budget_s, seed, ref_chunk)
+    def k16(side: int, calls: int = repeats) -> Measurement:
+        return measure_kernels(kernels, side, True, calls, budget_s, seed, ref_chunk)
 
     rows: dict[int, dict[str, Measurement]] = {}
     for side in sizes:
@@ -443,11 +467,15 @@ def benchmark(kernels: CudaKernels, sizes: list[int], repeats: int, budget_s: fl
             if rows[top][key].ms is None:
                 notes.append(f"{label}: does not fit at {top}x{top}")
                 continue
-            side, m, why = largest_fitting(measure, top, rows[top][key].ms, max_seconds)
+            # Probes time one call after the warm-up: at these sizes a call takes seconds.
+            top_ms = rows[top][key].ms
+            if top_ms is None:
+                continue
+            side, m, why = largest_fitting(lambda n: measure(n, 1), top, top_ms, max_seconds)
             notes.append(f"{label}: largest LR measured {side}x{side} ({why})")
             if side not in rows:
-                rows[side] = {"ref": ref(side) if key != "ref" else m,
-                              "k32": m if key == "k32" else k32(side), "k16": k16(side)}
+                rows[side] = {"ref": ref(side, 1) if key != "ref" else m,
+                              "k32": m if key == "k32" else k32(side, 1), "k16": k16(side, 1)}
 
     headers = ["LR (=Ref)", "reference ms", "reference peak MiB", "kernels FP32 ms", "kernels FP32 peak MiB",
                "kernels FP16 ms", "kernels FP16 peak MiB", "workspace MiB (FP32/FP16)"]
@@ -463,10 +491,11 @@ def benchmark(kernels: CudaKernels, sizes: list[int], repeats: int, budget_s: fl
           "TTSR channels 256/256/128/64; reference in FP32 with TF32 off.")
     capacity = torch.cuda.mem_get_info()[1] / MIB
     for key, label, degree in (("ref", "reference", 2), ("k32", "kernels FP32", 1)):
-        usable = [s for s in sizes if rows[s][key].peak_mib is not None]
-        side = extrapolated_side(usable, [rows[s][key].peak_mib for s in usable], capacity, degree)
-        if side is not None:
-            notes.append(f"{label}: extrapolated memory limit ~{side}x{side} LR on {capacity / 1024:.0f} GiB "
+        peaks = {s: rows[s][key].peak_mib for s in sizes}
+        usable = {s: p for s, p in peaks.items() if p is not None}
+        limit = extrapolated_side(list(usable), list(usable.values()), capacity, degree)
+        if limit is not None:
+            notes.append(f"{label}: extrapolated memory limit ~{limit}x{limit} LR on {capacity / 1024:.0f} GiB "
                          f"(degree-{degree} fit of peak vs LR area; not measured)")
     for note in notes:
         print(f"- {note}")
