@@ -442,43 +442,34 @@ def largest_fitting(measure: Callable[[int], Measurement], start: int, start_ms:
     return best, best_m, f"reached the ladder's end ({best}x{best})"
 
 
-def benchmark(kernels: CudaKernels, sizes: list[int], repeats: int, budget_s: float, max_seconds: float,
-              largest: bool, seed: int, ref_chunk: int) -> None:
-    import torch
+Measure = Callable[[int, int], Measurement]  # (LR side, timed calls) -> Measurement
 
-    def ref(side: int, calls: int = repeats) -> Measurement:
-        return measure_reference(side, calls, budget_s, seed)
+BENCHMARK_HEADERS = ("LR (=Ref)", "reference ms", "reference peak MiB", "kernels FP32 ms", "kernels FP32 peak MiB",
+                     "kernels FP16 ms", "kernels FP16 peak MiB", "workspace MiB (FP32/FP16)")
 
-    def k32(side: int, calls: int = repeats) -> Measurement:
-        return measure_kernels(kernels, side, False, calls, budget_s, seed, ref_chunk)
 
-    def k16(side: int, calls: int = repeats) -> Measurement:
-        return measure_kernels(kernels, side, True, calls, budget_s, seed, ref_chunk)
-
+def benchmark_report(sizes: Sequence[int], measures: dict[str, Measure], repeats: int, max_seconds: float,
+                     largest: bool, capacity_mib: float) -> tuple[str, list[str]]:
+    """The benchmark table and its notes from ``measures`` keyed 'ref', 'k32', 'k16'."""
     rows: dict[int, dict[str, Measurement]] = {}
     for side in sizes:
-        rows[side] = {"ref": ref(side), "k32": k32(side), "k16": k16(side)}
+        rows[side] = {key: measure(side, repeats) for key, measure in measures.items()}
         print(f"  measured LR {side}x{side}", flush=True)
 
     notes = []
     if largest:
         top = max(sizes)
-        for key, measure, label in (("ref", ref, "reference"), ("k32", k32, "kernels FP32")):
-            if rows[top][key].ms is None:
+        for key, label in (("ref", "reference"), ("k32", "kernels FP32")):
+            top_ms = rows[top][key].ms
+            if top_ms is None:
                 notes.append(f"{label}: does not fit at {top}x{top}")
                 continue
             # Probes time one call after the warm-up: at these sizes a call takes seconds.
-            top_ms = rows[top][key].ms
-            if top_ms is None:
-                continue
-            side, m, why = largest_fitting(lambda n: measure(n, 1), top, top_ms, max_seconds)
+            side, found, why = largest_fitting(lambda n: measures[key](n, 1), top, top_ms, max_seconds)
             notes.append(f"{label}: largest LR measured {side}x{side} ({why})")
             if side not in rows:
-                rows[side] = {"ref": ref(side, 1) if key != "ref" else m,
-                              "k32": m if key == "k32" else k32(side, 1), "k16": k16(side, 1)}
+                rows[side] = {k: found if k == key else measure(side, 1) for k, measure in measures.items()}
 
-    headers = ["LR (=Ref)", "reference ms", "reference peak MiB", "kernels FP32 ms", "kernels FP32 peak MiB",
-               "kernels FP16 ms", "kernels FP16 peak MiB", "workspace MiB (FP32/FP16)"]
     table = []
     for side in sorted(rows):
         r, a, b = rows[side]["ref"], rows[side]["k32"], rows[side]["k16"]
@@ -486,17 +477,30 @@ def benchmark(kernels: CudaKernels, sizes: list[int], repeats: int, budget_s: fl
                       a.ms if a.ms is not None else a.note, a.peak_mib,
                       b.ms if b.ms is not None else b.note, b.peak_mib,
                       f"{a.workspace_mib or 0:.1f} / {b.workspace_mib or 0:.1f}"])
-    print(markdown_table(headers, table))
-    print("Peak = torch.cuda.max_memory_allocated with inputs, outputs and (kernels) workspace; batch 1; "
-          "TTSR channels 256/256/128/64; reference in FP32 with TF32 off.")
-    capacity = torch.cuda.mem_get_info()[1] / MIB
     for key, label, degree in (("ref", "reference", 2), ("k32", "kernels FP32", 1)):
         peaks = {s: rows[s][key].peak_mib for s in sizes}
         usable = {s: p for s, p in peaks.items() if p is not None}
-        limit = extrapolated_side(list(usable), list(usable.values()), capacity, degree)
+        limit = extrapolated_side(list(usable), list(usable.values()), capacity_mib, degree)
         if limit is not None:
-            notes.append(f"{label}: extrapolated memory limit ~{limit}x{limit} LR on {capacity / 1024:.0f} GiB "
+            notes.append(f"{label}: extrapolated memory limit ~{limit}x{limit} LR on {capacity_mib / 1024:.0f} GiB "
                          f"(degree-{degree} fit of peak vs LR area; not measured)")
+    return markdown_table(BENCHMARK_HEADERS, table), notes
+
+
+def benchmark(kernels: CudaKernels, sizes: list[int], repeats: int, budget_s: float, max_seconds: float,
+              largest: bool, seed: int, ref_chunk: int) -> None:
+    import torch
+
+    measures: dict[str, Measure] = {
+        "ref": lambda side, calls: measure_reference(side, calls, budget_s, seed),
+        "k32": lambda side, calls: measure_kernels(kernels, side, False, calls, budget_s, seed, ref_chunk),
+        "k16": lambda side, calls: measure_kernels(kernels, side, True, calls, budget_s, seed, ref_chunk),
+    }
+    capacity_mib = torch.cuda.mem_get_info()[1] / MIB
+    table, notes = benchmark_report(sizes, measures, repeats, max_seconds, largest, capacity_mib)
+    print(table)
+    print("Peak = torch.cuda.max_memory_allocated with inputs, outputs and (kernels) workspace; batch 1; "
+          "TTSR channels 256/256/128/64; reference in FP32 with TF32 off.")
     for note in notes:
         print(f"- {note}")
 

@@ -176,3 +176,34 @@ def test_cuda_library_binding_without_a_gpu(gpu_check):
     if not torch.cuda.is_available():
         with pytest.raises(gpu_check.KernelError, match="^ttsr_st_context_create: "):
             kernels.open()
+
+
+def test_benchmark_report_rows_largest_sizes_and_notes(gpu_check):
+    Measurement = gpu_check.Measurement
+    calls = []
+
+    def fake(kind, oom_from, per_side4_ms, mib_per_area, degree):
+        def measure(side, timed_calls):
+            calls.append((kind, side, timed_calls))
+            if side >= oom_from:
+                return Measurement(note="OOM")
+            area = side * side
+            return Measurement(per_side4_ms * side ** 4, mib_per_area * area ** degree, 0.5)
+        return measure
+
+    measures = {"ref": fake("ref", 190, 1e-6, 1e-4, 2), "k32": fake("k32", 10**9, 1e-6, 1e-2, 1),
+                "k16": fake("k16", 10**9, 2e-7, 5e-3, 1)}
+    table, notes = gpu_check.benchmark_report([40, 80, 120], measures, repeats=5, max_seconds=2.0, largest=True,
+                                              capacity_mib=80 * 1024)
+    lines = table.splitlines()
+    # 40, 80, 120, the reference's largest (152: 192 does not fit), the kernels' largest by time
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| 40x40", "| 80x80", "| 120x120", "| 152x152",
+                                                             "| 192x192"]
+    assert "| 192x192 | OOM |" in lines[-1]
+    assert notes[0] == "reference: largest LR measured 152x152 (OOM at 192x192)"
+    # 1e-6 * 192**4 ms = 1.36 s; 240 would take 1e-6 * 240**4 / 1000 = 3.3 s > 2 s
+    assert notes[1].startswith("kernels FP32: largest LR measured 192x192 (stopped by time: 240x240 would take ~3 s")
+    assert notes[2].startswith("reference: extrapolated memory limit ~")
+    assert notes[3].startswith("kernels FP32: extrapolated memory limit ~")
+    assert all(n == 5 for kind, side, n in calls if side in (40, 80, 120))
+    assert all(n == 1 for kind, side, n in calls if side > 120)
