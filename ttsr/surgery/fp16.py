@@ -57,15 +57,15 @@ def _load(src: Path) -> onnx.ModelProto:
 
 def _check_convertible(model: onnx.ModelProto) -> None:
     graph = model.graph
+    kinds = {v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]}
+    if TensorProto.FLOAT16 in kinds or any(t.data_type == TensorProto.FLOAT16
+                                           for t in graph.initializer):
+        raise FP16Error("the graph already holds float16 tensors; convert the FP32 graph")
     unknown = sorted({n.op_type for n in graph.node if n.op_type not in _KNOWN_OPS})
     if unknown:
         hint = ("; rewrite the graph first (ttsr export --rewrite)"
                 if "Col2Im" in unknown else "")
         raise FP16Error(f"the FP16 pass does not handle ops {unknown}{hint}")
-    kinds = {v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]}
-    if TensorProto.FLOAT16 in kinds or any(t.data_type == TensorProto.FLOAT16
-                                           for t in graph.initializer):
-        raise FP16Error("the graph already holds float16 tensors; convert the FP32 graph")
 
 
 def _fp32_only(model: onnx.ModelProto) -> set[str]:

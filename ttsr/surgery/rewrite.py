@@ -2,7 +2,9 @@
 
 The block is found from the dynamo exporter's scope metadata
 (``pkg.torch.onnx.name_scopes``): every node that the module attribute
-``search_transfer`` produced.  Its boundary is found by structure:
+``search_transfer`` produced.  Two calls of the module share that scope; their
+call sites in the exporter's stack traces tell them apart, and a graph with
+more than one block is refused.  The boundary is found by structure:
 
 * inputs: floating-point tensors that come from the graph inputs, are
   produced outside the block and consumed inside it.  Integer shape plumbing
@@ -37,6 +39,8 @@ from ttsr.export.onnx_export import save_checked_model
 from ttsr.model.ttsr import INPUT_NAMES as MODEL_INPUTS
 
 SCOPE_KEY = "pkg.torch.onnx.name_scopes"
+CLASS_KEY = "pkg.torch.onnx.class_hierarchy"
+TRACE_KEY = "pkg.torch.onnx.stack_trace"
 MODULE_NAME = "search_transfer"
 FLOAT_TYPES = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16,
                          onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE})
@@ -99,55 +103,57 @@ def is_rewritten(model_or_path: onnx.ModelProto | str | os.PathLike) -> bool:
     return any(n.op_type == contract.OP_TYPE for n in model.graph.node)
 
 
-def _block_scope(node: onnx.NodeProto) -> str | None:
-    """The outermost scope of ``node`` that is a ``search_transfer`` module, if any."""
-    for prop in node.metadata_props:
-        if prop.key == SCOPE_KEY:
-            for scope in ast.literal_eval(prop.value):
-                # A module called twice gets an ``@1`` suffix on its later call.
-                if re.sub(r"@\d+$", "", scope).split(".")[-1] == MODULE_NAME:
-                    return scope
+def _metadata(node: onnx.NodeProto) -> dict[str, str]:
+    return {prop.key: prop.value for prop in node.metadata_props}
+
+
+def _block_scope(node: onnx.NodeProto) -> tuple[str, str] | None:
+    """``(scope, call site)`` of the outermost ``search_transfer`` module that made ``node``, if any."""
+    metadata = _metadata(node)
+    if SCOPE_KEY not in metadata:
+        return None
+    for index, scope in enumerate(ast.literal_eval(metadata[SCOPE_KEY])):
+        if scope.split(".")[-1] == MODULE_NAME:
+            return scope, _call_site(metadata, index)
     return None
 
 
-def _connected_groups(nodes: list[onnx.NodeProto]) -> list[list[onnx.NodeProto]]:
-    """Split ``nodes`` into groups joined by tensors that one produces and another consumes."""
-    parent = list(range(len(nodes)))
+def _call_site(metadata: dict[str, str], scope_index: int) -> str:
+    """Where the module was called: the stack frames outside the module's own source file.
 
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    producer = {out: i for i, n in enumerate(nodes) for out in n.output if out}
-    for i, node in enumerate(nodes):
-        for name in node.input:
-            if name in producer:
-                parent[root(i)] = root(producer[name])
-    groups: dict[int, list[onnx.NodeProto]] = {}
-    for i, node in enumerate(nodes):
-        groups.setdefault(root(i), []).append(node)
-    return list(groups.values())
+    The exporter gives every call of one module the same scope, so this is what
+    tells two calls apart.
+    """
+    try:
+        module_class = ast.literal_eval(metadata[CLASS_KEY])[scope_index]
+    except (KeyError, IndexError, ValueError, SyntaxError):
+        return ""
+    module_file = module_class.rsplit(".", 1)[0].replace(".", "/") + ".py"
+    outer = []
+    for file, line in re.findall(r'File "([^"]+)", line (\d+)', metadata.get(TRACE_KEY, "")):
+        if file.endswith(module_file):
+            break
+        outer.append(f"{Path(file).name}:{line}")
+    return " > ".join(outer)
 
 
 def _find_block(model: onnx.ModelProto) -> tuple[str, list[onnx.NodeProto]]:
-    by_scope: dict[str, list[onnx.NodeProto]] = {}
+    blocks: dict[tuple[str, str], list[onnx.NodeProto]] = {}
     for node in model.graph.node:
-        scope = _block_scope(node)
-        if scope is not None:
-            by_scope.setdefault(scope, []).append(node)
-    blocks = [(scope, group) for scope, nodes in by_scope.items()
-              for group in _connected_groups(nodes)]
+        key = _block_scope(node)
+        if key is not None:
+            blocks.setdefault(key, []).append(node)
     if not blocks:
         raise RewriteError(
             f"no search-transfer block: no node carries {SCOPE_KEY} metadata under a "
             f"'{MODULE_NAME}' module; rewrite a graph written by ttsr export (torch dynamo exporter)")
     if len(blocks) > 1:
-        names = ", ".join(f"{scope!r} ({len(group)} nodes)" for scope, group in blocks)
+        names = ", ".join(f"{scope!r} called at {site or '?'} ({len(nodes)} nodes)"
+                          for (scope, site), nodes in blocks.items())
         raise RewriteError(f"{len(blocks)} search-transfer blocks found ({names}); "
                            f"the rewrite handles graphs with exactly one")
-    return blocks[0]
+    ((scope, _), nodes), = blocks.items()
+    return scope, nodes
 
 
 def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
