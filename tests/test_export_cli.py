@@ -1,0 +1,58 @@
+"""``export`` command: checkpoint -> plain, rewritten and FP16 graphs; usage errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from _onnx_models import random_inputs, torch_output
+from ttsr.cli.export import export_command
+from ttsr.engine.onnx_info import inspect_onnx
+from ttsr.model import build_model, file_sha256, load_checkpoint, save_mmediting_checkpoint
+from ttsr.runtime.ort_backend import OrtBackend
+
+
+def test_export_from_a_checkpoint_writes_all_three_graphs(tmp_path):
+    checkpoint = save_mmediting_checkpoint(build_model(seed=3), tmp_path / "ttsr.pth")
+    out = tmp_path / "out"
+    out.mkdir()
+    result = CliRunner().invoke(export_command, [
+        str(out / "ttsr.onnx"), "--checkpoint", str(checkpoint), "--fp16", "--keep-intermediates",
+        "--lr-size", "6x10", "--ref-size", "28x20"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["ttsr.fp32.onnx", "ttsr.onnx", "ttsr.plain.onnx"]
+    assert "rewrote 'search_transfer'" in result.output and f"Wrote {out / 'ttsr.onnx'}" in result.output
+    infos = {name: inspect_onnx(out / name) for name in ("ttsr.plain.onnx", "ttsr.fp32.onnx", "ttsr.onnx")}
+    assert [(i.rewritten, i.precision) for i in infos.values()] == [
+        (False, "fp32"), (True, "fp32"), (True, "fp16")]
+    assert {i.checkpoint_sha256 for i in infos.values()} == {file_sha256(checkpoint)}
+    inputs = random_inputs((7, 5), (12, 16), 1)
+    expected = torch_output(load_checkpoint(checkpoint), inputs)
+    assert np.abs(OrtBackend(out / "ttsr.fp32.onnx").run(inputs) - expected).max() <= 1e-5
+    assert onnx.load(out / "ttsr.onnx").graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--seed", "1", "--checkpoint", "{ckpt}"], "not both"),
+    (["--io-dtype", "float16"], "--io-dtype float16 needs --fp16"),
+    (["--lr-size", "8by8"], "is not HxW"),
+    (["--batch", "1"], "--batch"),
+    (["--opset", "17"], "--opset"),
+    (["--checkpoint", "{ckpt}"], "checkpoint"),
+])
+def test_usage_errors_leave_no_output(tmp_path, args, fragment):
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(b"not a checkpoint")
+    args = [a.replace("{ckpt}", str(corrupt)) for a in args]
+    result = CliRunner().invoke(export_command, [str(tmp_path / "out.onnx"), *args])
+    assert result.exit_code != 0
+    assert fragment in result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.pth"]
+
+
+def test_missing_output_folder_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(export_command, [str(tmp_path / "no" / "out.onnx")])
+    assert result.exit_code == 2 and "does not exist" in result.output

@@ -1,0 +1,238 @@
+"""``export`` (PyTorch -> ONNX, rewrite, FP16) and ``fp16-estimate`` (FP16 accuracy on the CPU)."""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+import numpy as np
+
+if TYPE_CHECKING:
+    from ttsr.data.prepare import ModelInputs
+    from ttsr.model.ttsr import TTSR
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_LR = _REPO_ROOT / "assets" / "pairs" / "lr" / "demo.png"
+DEMO_REF = _REPO_ROOT / "assets" / "pairs" / "ref" / "demo.png"
+
+EXPORT_EPILOG = """\b
+Examples:
+  # the graph TensorRT builds from: rewritten, FP16, float32 I/O
+  ttsr export out/ttsr.fp16.onnx --checkpoint ttsr-rec.pth --rewrite --fp16
+  # the plain export (runs in ONNX Runtime, not in TensorRT: Col2Im)
+  ttsr export out/ttsr.onnx --checkpoint ttsr-rec.pth
+  # no checkpoint: seeded random weights, for testing the pipeline
+  ttsr export out/ttsr.rewritten.onnx --seed 0 --rewrite --keep-intermediates
+
+\b
+The graph takes any batch, LR size and Ref size (Ref sides multiples of 4);
+--lr-size/--ref-size/--batch only set the example traced by the exporter.
+"""
+
+FP16_EPILOG = """\b
+Examples:
+  ttsr fp16-estimate --checkpoint ttsr-rec.pth
+  ttsr fp16-estimate --onnx out/ttsr.fp16.onnx --checkpoint ttsr-rec.pth --min-psnr 40
+
+\b
+How: the FP16 graph runs in ONNX Runtime on the CPU.  ONNX Runtime has no
+float16 CPU kernels for Conv/Resize/..., so each op computes in float32 on
+float16 values and its result is rounded to float16 (as FP16 GPU kernels with
+FP32 accumulation do); TTSRSearchTransfer runs on the plugin's CPU twin in
+float16.  The SR image is compared, as uint8, with the PyTorch FP32 reference of
+the same weights (whole image, no border crop).
+"""
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)x(\d+)", value.strip().lower())
+    if not match:
+        raise click.BadParameter(f"{value!r} is not HxW, e.g. 8x12")
+    return int(match[1]), int(match[2])
+
+
+def _model(checkpoint: Path | None, seed: int | None) -> tuple[TTSR, str]:
+    """The PyTorch model and one line saying which it is."""
+    from ttsr.model import CheckpointError, build_model, load_checkpoint
+
+    if checkpoint is not None and seed is not None:
+        raise click.UsageError("give --checkpoint or --seed, not both")
+    if checkpoint is None:
+        seed = 0 if seed is None else seed
+        return build_model(seed=seed), (f"Model: no --checkpoint, seeded random TTSR (seed {seed}); "
+                                        f"for testing the pipeline only")
+    try:
+        return load_checkpoint(checkpoint), f"Model: {checkpoint}"
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _record_source(path: Path, checkpoint: Path | None) -> None:
+    if checkpoint is not None:
+        from ttsr.engine.onnx_info import record_checkpoint
+        from ttsr.model import file_sha256
+
+        record_checkpoint(path, file_sha256(checkpoint))
+
+
+@click.command("export", epilog=EXPORT_EPILOG)
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="mmediting/mmagic TTSR checkpoint (.pth).")
+@click.option("--seed", type=int, help="Without --checkpoint: random weights from this seed [default: 0].")
+@click.option("--rewrite", is_flag=True,
+              help="Replace the search-transfer block by one TTSRSearchTransfer node (for TensorRT).")
+@click.option("--fp16", is_flag=True, help="Write the FP16 variant of the rewritten graph (implies --rewrite).")
+@click.option("--io-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
+              help="With --fp16: dtype of the graph inputs and output (float32 adds Casts at the boundary).")
+@click.option("--lr-size", default="8x12", show_default=True, callback=_size,
+              help="LR size HxW of the example traced by the exporter (the graph takes any size).")
+@click.option("--ref-size", default="36x28", show_default=True, callback=_size,
+              help="Ref size HxW of the example (multiples of 4).")
+@click.option("--batch", type=click.IntRange(min=2), default=2, show_default=True,
+              help="Batch of the example (the graph takes any batch).")
+@click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset.")
+@click.option("--keep-intermediates", is_flag=True,
+              help="Also keep the plain export (<stem>.plain.onnx) and, with --fp16, the FP32 "
+                   "rewritten graph (<stem>.fp32.onnx) next to OUTPUT.")
+def export_command(output: Path, checkpoint: Path | None, seed: int | None, rewrite: bool, fp16: bool,
+                   io_dtype: str, lr_size: tuple[int, int], ref_size: tuple[int, int], batch: int,
+                   opset: int, keep_intermediates: bool) -> None:
+    """Export TTSR to ONNX (dynamic batch, LR and Ref sizes), optionally rewritten and FP16."""
+    from ttsr.export import ExportError, example_inputs, export_onnx
+    from ttsr.surgery import FP16Error, RewriteError, convert_fp16, rewrite_search_transfer
+
+    if io_dtype != "float32" and not fp16:
+        raise click.UsageError("--io-dtype float16 needs --fp16")
+    if not output.parent.is_dir():
+        raise click.UsageError(f"output folder {output.parent} does not exist; create it first")
+    rewrite = rewrite or fp16
+    model, described = _model(checkpoint, seed)
+    click.echo(described)
+    with tempfile.TemporaryDirectory(prefix="ttsr-export-") as workdir:
+        side = output.parent if keep_intermediates else Path(workdir)
+        plain = output if not rewrite else side / f"{output.stem}.plain.onnx"
+        rewritten = output if not fp16 else side / f"{output.stem}.fp32.onnx"
+        try:
+            start = time.perf_counter()
+            export_onnx(model, plain, opset=opset,
+                        example=example_inputs(lr_size, ref_size, batch))
+            click.echo(f"Exported {plain} in {time.perf_counter() - start:.1f} s "
+                       f"(opset {opset}; dynamic batch, LR and Ref sizes)")
+            if rewrite:
+                start = time.perf_counter()
+                report = rewrite_search_transfer(plain, rewritten)
+                click.echo(f"Rewrote into {rewritten} in {time.perf_counter() - start:.2f} s: "
+                           f"{report.summary()}")
+            if fp16:
+                start = time.perf_counter()
+                convert_fp16(rewritten, output, io_dtype=io_dtype)
+                click.echo(f"FP16 graph {output} ({io_dtype} I/O) in "
+                           f"{time.perf_counter() - start:.2f} s")
+        except (ExportError, RewriteError, FP16Error) as exc:
+            raise click.ClickException(str(exc)) from None
+        for path in {plain, rewritten, output}:
+            if path.parent == output.parent and path.exists():
+                _record_source(path, checkpoint)
+    click.echo(f"Wrote {output}")
+
+
+@dataclass(frozen=True)
+class Fp16Accuracy:
+    """FP16 output against the FP32 reference: uint8 image PSNR/SSIM and float max abs difference."""
+
+    psnr: float
+    ssim: float
+    max_abs: float
+
+
+def fp16_accuracy(model: TTSR, fp16_onnx: str | Path, inputs: ModelInputs,
+                  threads: int | None = None) -> Fp16Accuracy:
+    """Run the FP16 graph in ONNX Runtime (see ``ttsr.runtime.ort_backend``) and score it against ``model``."""
+    import torch
+
+    from ttsr.data import to_image
+    from ttsr.metrics import psnr, ssim
+    from ttsr.runtime.ort_backend import OrtBackend
+
+    with torch.inference_mode():
+        reference = model(*inputs.as_torch()).numpy()
+    estimate = OrtBackend(fp16_onnx, threads=threads).run(inputs)
+    ref_image, est_image = to_image(reference), to_image(estimate)
+    return Fp16Accuracy(psnr(est_image, ref_image, crop_border=0),
+                        ssim(est_image, ref_image, crop_border=0),
+                        float(np.abs(estimate - reference).max()))
+
+
+def _fp16_graph(model: TTSR, onnx_path: Path | None, workdir: Path) -> Path:
+    """``onnx_path`` brought to the rewritten FP16 graph, or a fresh one from ``model``."""
+    from ttsr.engine.onnx_info import inspect_onnx
+    from ttsr.export import export_onnx
+    from ttsr.surgery import convert_fp16, rewrite_search_transfer
+
+    if onnx_path is None:
+        onnx_path = export_onnx(model, workdir / "ttsr.onnx")
+    info = inspect_onnx(onnx_path)
+    if info.precision == "fp16":
+        return onnx_path
+    if not info.rewritten:
+        rewrite_search_transfer(onnx_path, workdir / "ttsr.rewritten.onnx")
+        onnx_path = workdir / "ttsr.rewritten.onnx"
+    return convert_fp16(onnx_path, workdir / "ttsr.fp16.onnx")
+
+
+@click.command("fp16-estimate", epilog=FP16_EPILOG)
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="mmediting/mmagic TTSR checkpoint (.pth): the FP32 reference and the weights.")
+@click.option("--seed", type=int, help="Without --checkpoint: random weights from this seed [default: 0].")
+@click.option("--onnx", "onnx_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Graph of the same weights: FP16, rewritten FP32 or plain (converted here). "
+                   "Default: export the model now.")
+@click.option("--lr", "lr_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="LR image [default: the bundled demo pair].")
+@click.option("--ref", "ref_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Ref image [default: the bundled demo pair].")
+@click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime threads.")
+@click.option("--min-psnr", type=float, help="Exit with status 1 if the PSNR is below this (dB).")
+def fp16_estimate_command(checkpoint: Path | None, seed: int | None, onnx_path: Path | None,
+                          lr_path: Path | None, ref_path: Path | None, threads: int | None,
+                          min_psnr: float | None) -> None:
+    """Estimate on the CPU how close the FP16 graph's output is to FP32 (PSNR/SSIM)."""
+    from ttsr.data import ImageError, load_image, prepare_pair
+    from ttsr.engine.onnx_info import OnnxInfoError
+    from ttsr.export import ExportError
+    from ttsr.surgery import FP16Error, RewriteError
+
+    if (lr_path is None) != (ref_path is None):
+        raise click.UsageError("give both --lr and --ref, or neither for the bundled demo pair")
+    if lr_path is None:
+        lr_path, ref_path = DEMO_LR, DEMO_REF
+        if not lr_path.is_file():
+            raise click.UsageError(f"bundled demo pair not found ({lr_path}); give --lr and --ref")
+    try:
+        inputs = prepare_pair(load_image(lr_path), load_image(ref_path))
+    except (ImageError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    model, described = _model(checkpoint, seed)
+    click.echo(described)
+    click.echo(f"Pair: LR {lr_path} ({inputs.lr_size[0]}x{inputs.lr_size[1]}), "
+               f"Ref {ref_path} ({inputs.ref_size[0]}x{inputs.ref_size[1]} after cropping to multiples of 4)")
+    with tempfile.TemporaryDirectory(prefix="ttsr-fp16-") as workdir:
+        try:
+            graph = _fp16_graph(model, onnx_path, Path(workdir))
+            result = fp16_accuracy(model, graph, inputs, threads)
+        except (ExportError, RewriteError, FP16Error, OnnxInfoError) as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo("FP16 graph in ONNX Runtime (float16 tensors, float32 arithmetic per op; "
+               "TTSRSearchTransfer on the CPU twin in float16)")
+    click.echo(f"FP16 vs FP32 reference: PSNR {result.psnr:.2f} dB, SSIM {result.ssim:.5f} "
+               f"(uint8 image, no border crop); max |diff| {result.max_abs:.2e} (output in [-1, 1])")
+    if min_psnr is not None and not (result.psnr >= min_psnr or math.isinf(result.psnr)):
+        click.echo(f"FAIL: PSNR {result.psnr:.2f} dB is below --min-psnr {min_psnr:g}", err=True)
+        raise SystemExit(1)
