@@ -2,8 +2,9 @@
  *
  * Includable from C and C++ without CUDA headers: the stream is a void*.
  * libttsr_st_cuda.so (and the TensorRT plugin) provide the device functions,
- * libttsr_st_cpu.so the host twin (ttsr_st_cpu_*) plus ttsr_st_chunk_size and
- * ttsr_st_status_string.  Tensors are linear NCHW, all of one dtype. */
+ * libttsr_st_cpu.so the host twin (ttsr_st_cpu_*); both provide the planning
+ * functions ttsr_st_chunk_size, ttsr_st_workspace_size and ttsr_st_status_string.
+ * Tensors are linear NCHW, all of one dtype. */
 #ifndef TTSR_ST_API_H
 #define TTSR_ST_API_H
 
