@@ -7,6 +7,7 @@ separated by os.pathsep, to check e.g. 10.x and 11.x headers in one run).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -78,34 +79,59 @@ def _dynamic_symbols(library: Path, which: str) -> set[str]:
     return {line.split()[-1] for line in out.splitlines() if line.strip()}
 
 
-@pytest.mark.parametrize("include_dir", _tensorrt_include_dirs() or [None],
-                         ids=lambda d: "no-tensorrt" if d is None else d.parent.name)
-def test_plugin_builds_exports_entry_points_only_and_passes_host_check(include_dir, tmp_path):
+@pytest.fixture(scope="module", params=_tensorrt_include_dirs() or [None],
+                ids=lambda d: "no-tensorrt" if d is None else d.parent.name)
+def plugin_build(request, tmp_path_factory) -> Path:
+    """A scratch CMake build of the plugin against one set of TensorRT headers."""
+    include_dir = request.param
     if include_dir is None:
         pytest.skip("no TensorRT headers: set TENSORRT_INCLUDE_DIR or TensorRT_ROOT (CI has none)")
     if not (include_dir / "NvInferRuntime.h").is_file():
         pytest.fail(f"{include_dir} has no NvInferRuntime.h: point TENSORRT_INCLUDE_DIR at TensorRT's include/")
-    for tool in ("cmake", "nvcc", "nm"):
+    for tool in ("cmake", "nvcc", "nm", "readelf"):
         if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not found: the plugin needs the CUDA kernels")
-    build = tmp_path / "build"
+            pytest.skip(f"{tool} not found: the plugin needs the CUDA kernels and binutils")
+    build = tmp_path_factory.mktemp("plugin-build")
     configure = _run(["cmake", "-S", REPO.as_posix(), "-B", build.as_posix(),
                       f"-DTTSR_TRT_INCLUDE_DIR={include_dir}",
                       f"-DPython3_EXECUTABLE={sys.executable}",
-                      # One architecture: this test is about the plugin glue, not the kernels' fatbin.
+                      # One architecture: these tests are about the plugin glue, not the kernels' fatbin.
                       "-DCMAKE_CUDA_ARCHITECTURES=80"])
     assert "TensorRT plugin skipped" not in configure.stdout, configure.stdout
     _run(["cmake", "--build", build.as_posix(), "-j2", "--target",
           "ttsr_trt_plugin", "ttsr_trt_plugin_host_check", "ttsr_st_cpu"])
+    return build
 
-    library = build / "libttsr_trt_plugin.so"
+
+def test_plugin_exports_entry_points_only_and_needs_no_libnvinfer(plugin_build):
+    library = plugin_build / "libttsr_trt_plugin.so"
     assert _dynamic_symbols(library, "--defined-only") == EXPORTED
     undefined = _dynamic_symbols(library, "--undefined-only")
     assert not {s for s in undefined if "nvinfer" in s.lower()}, "the plugin must not need libnvinfer"
-    needed = _run(["readelf", "-d", library.as_posix()]).stdout
-    assert "libnvinfer" not in needed
+    assert "libnvinfer" not in _run(["readelf", "-d", library.as_posix()]).stdout
 
-    check = _run([(build / "ttsr_trt_plugin_host_check").as_posix(), library.as_posix(),
-                  (build / "libttsr_st_cpu.so").as_posix()])
+
+def test_plugin_host_check_through_tensorrt_interfaces(plugin_build):
+    check = _run([(plugin_build / "ttsr_trt_plugin_host_check").as_posix(),
+                  (plugin_build / "libttsr_trt_plugin.so").as_posix(),
+                  (plugin_build / "libttsr_st_cpu.so").as_posix()])
     assert check.stdout.rstrip().endswith("all checks passed"), check.stdout
     assert "covers every runtime LR size" in check.stdout
+
+
+def test_tensorrt_rtx_registry_and_onnx_parser_use_the_plugin(plugin_build):
+    """A real TensorRT (TensorRT-RTX runs on the CPU) loads the library dynamically, finds the
+    creator by the contract's name, creates the plugin, and its ONNX parser reports a node with
+    an unsupported attribute through the plugin's own message."""
+    probe = _run([sys.executable, (PLUGIN_DIR / "test" / "rtx_probe.py").as_posix(),
+                  (plugin_build / "libttsr_trt_plugin.so").as_posix()])
+    result = json.loads(probe.stdout.strip().splitlines()[-1])
+    contract = _contract_strings()
+    assert result["loaded"] and result["creators"] == [contract["TTSR_ST_OP_TYPE"]]
+    assert result["fields"] == [contract[f"TTSR_ST_ATTR_{n}"] for n in ("PATCH_SIZE", "FOLD_DIVISOR", "REF_CHUNK")]
+    assert result["plugin"] == [contract["TTSR_ST_OP_TYPE"], contract["TTSR_ST_PLUGIN_VERSION"],
+                                contract["TTSR_ST_PLUGIN_NAMESPACE"]]
+    assert result["num_outputs"] == 4
+    assert result["invalid_parsed"] is False
+    assert any("Could not create the plugin" in e for e in result["invalid_errors"])
+    assert "patch_size=5 is not supported" in probe.stderr
