@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <limits>
-#include <memory>
-#include <new>
+#include <string>
 #include <type_traits>
 
 #include "contract.h"
