@@ -12,6 +12,13 @@ constexpr int kPatch = TTSR_ST_PATCH_SIZE;
 constexpr int kPatchArea = kPatch * kPatch;
 constexpr int kRadius = kPatch / 2;
 
+// Row-major positions on a grid w wide: index = y * w + x (LR p, Ref j, pixels).
+TTSR_ST_HD int grid_index(int y, int x, int w) { return y * w + x; }
+TTSR_ST_HD void grid_position(int index, int w, int* y, int* x) {
+    *y = index / w;
+    *x = index - *y * w;
+}
+
 // Offset, within one image's (channels, h, w) map, of element d of the
 // im2col-ordered patch centred at (y, x) (d = (c * 3 + dy + 1) * 3 + dx + 1);
 // -1 where the element falls in the zero padding.

@@ -25,9 +25,8 @@ template <typename T>
 void normalise_patches(const T* map, int d, int h, int w, int first, int count, T* out) {
     std::vector<float> patch(d);
     for (int column = 0; column < count; ++column) {
-        const int pos = first + column;
-        const int y = pos / w;
-        const int x = pos % w;
+        int y, x;
+        grid_position(first + column, w, &y, &x);
         float sum_squares = 0.0f;
         for (int e = 0; e < d; ++e) {
             const long long offset = patch_offset(e, y, x, h, w);
@@ -75,8 +74,9 @@ void transfer(const T* value, int channels, int f, const int* best_j, int h, int
                 int py, px;
                 long long offset = -1;
                 if (transfer_neighbour(oy, ox, f, neighbour, h, w, &py, &px)) {
-                    const int j = best_j[py * w + px];
-                    offset = transfer_source(oy, ox, f, py, px, j / wr, j % wr, hr, wr);
+                    int r, c;
+                    grid_position(best_j[grid_index(py, px, w)], wr, &r, &c);
+                    offset = transfer_source(oy, ox, f, py, px, r, c, hr, wr);
                 }
                 sources[size_t(ox) * kPatchArea + neighbour] = offset;
             }

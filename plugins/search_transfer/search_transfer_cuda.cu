@@ -55,9 +55,8 @@ __global__ void normalise_patches_kernel(const T* map, int d, int h, int w, int 
     const int row = threadIdx.y;
     const int column0 = blockIdx.x * kTile;
     const bool active = column0 + lane < count;
-    const int pos = first + column0 + lane;
-    const int y = active ? pos / w : 0;
-    const int x = active ? pos % w : 0;
+    int y = 0, x = 0;
+    if (active) grid_position(first + column0 + lane, w, &y, &x);
 
     float sum_squares = 0.0f;
     if (active) {
@@ -144,17 +143,17 @@ __global__ void transfer_kernel(const T* value, int channels, int f, const int* 
     const size_t total = out_plane * channels;
     for (size_t index = blockIdx.x * size_t(blockDim.x) + threadIdx.x; index < total;
          index += size_t(gridDim.x) * blockDim.x) {
-        const size_t c = index / out_plane;
-        const int pixel = static_cast<int>(index - c * out_plane);
-        const int oy = pixel / out_w;
-        const int ox = pixel % out_w;
-        const T* plane = value + c * src_plane;
+        const size_t channel = index / out_plane;
+        int oy, ox;
+        grid_position(static_cast<int>(index - channel * out_plane), out_w, &oy, &ox);
+        const T* plane = value + channel * src_plane;
         float sum = 0.0f;
         for (int neighbour = 0; neighbour < kPatchArea; ++neighbour) {
             int py, px;
             if (!transfer_neighbour(oy, ox, f, neighbour, h, w, &py, &px)) continue;
-            const int j = best_j[py * w + px];
-            const long long offset = transfer_source(oy, ox, f, py, px, j / wr, j % wr, hr, wr);
+            int r, c;
+            grid_position(best_j[grid_index(py, px, w)], wr, &r, &c);
+            const long long offset = transfer_source(oy, ox, f, py, px, r, c, hr, wr);
             if (offset >= 0) sum += load(plane[offset]);
         }
         store(sum / TTSR_ST_FOLD_DIVISOR, out + index);
