@@ -1,7 +1,8 @@
 """One export of the seeded TTSR per test session, shared by the export, surgery, ORT and parser tests.
 
-The dynamo export of the full model takes 10-20 s, so it runs once: each test
-module's session fixture calls :func:`onnx_models`, which caches its result.
+The dynamo export of the full model takes 10-20 s, so it runs once, through
+``ttsr export`` from a checkpoint file: each test module's session fixture
+calls :func:`onnx_models`, which caches its result.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
+from ttsr.cli.export import export_command
 from ttsr.data import ModelInputs
-from ttsr.export import export_onnx
-from ttsr.model import TTSR, build_model
+from ttsr.model import TTSR, build_model, load_checkpoint, save_mmediting_checkpoint
 from ttsr.surgery import RewriteReport, convert_fp16, rewrite_search_transfer
 
 # (LR HxW, Ref HxW, batch): square, non-square with Ref != LR, batch 2 with a wide Ref.
@@ -24,7 +26,9 @@ PARITY_SHAPES = [((8, 8), (32, 32), 1), ((10, 14), (44, 36), 1), ((9, 7), (24, 4
 
 @dataclass(frozen=True)
 class OnnxModels:
-    model: TTSR
+    model: TTSR  # loaded from ``checkpoint``
+    checkpoint: Path
+    export_output: str  # what ``ttsr export`` printed
     plain: Path
     rewritten: Path
     fp16: Path  # float32 I/O
@@ -36,14 +40,20 @@ _CACHE: list[OnnxModels] = []
 
 
 def onnx_models(tmp_path_factory: pytest.TempPathFactory) -> OnnxModels:
+    """The seeded TTSR saved as an mmediting checkpoint and exported by ``ttsr export --fp16``."""
     if not _CACHE:
         root = tmp_path_factory.mktemp("onnx")
-        model = build_model(seed=0)
-        plain = export_onnx(model, root / "ttsr.onnx")
-        report = rewrite_search_transfer(plain, root / "ttsr.rewritten.onnx")
-        fp16 = convert_fp16(report.dst, root / "ttsr.fp16.onnx")
+        checkpoint = save_mmediting_checkpoint(build_model(seed=0), root / "ttsr.pth")
+        result = CliRunner().invoke(export_command, [
+            str(root / "ttsr.onnx"), "--checkpoint", str(checkpoint), "--fp16", "--keep-intermediates"])
+        if result.exit_code != 0:
+            raise RuntimeError(f"ttsr export failed:\n{result.output}") from result.exception
+        # The rewrite again, for its report (it takes well under a second).
+        report = rewrite_search_transfer(root / "ttsr.plain.onnx", root / "ttsr.rewritten.onnx")
         fp16_io16 = convert_fp16(report.dst, root / "ttsr.fp16-io16.onnx", io_dtype="float16")
-        _CACHE.append(OnnxModels(model, plain, report.dst, fp16, fp16_io16, report))
+        _CACHE.append(OnnxModels(load_checkpoint(checkpoint), checkpoint, result.output,
+                                 root / "ttsr.plain.onnx", report.dst, root / "ttsr.onnx",
+                                 fp16_io16, report))
     return _CACHE[0]
 
 

@@ -7,29 +7,30 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from _onnx_models import random_inputs, torch_output
+from _onnx_models import onnx_models, random_inputs, torch_output
 from ttsr.cli.export import export_command
 from ttsr.engine.onnx_info import inspect_onnx
-from ttsr.model import build_model, file_sha256, load_checkpoint, save_mmediting_checkpoint
+from ttsr.model import file_sha256, load_checkpoint
 from ttsr.runtime.ort_backend import OrtBackend
 
 
-def test_export_from_a_checkpoint_writes_all_three_graphs(tmp_path):
-    checkpoint = save_mmediting_checkpoint(build_model(seed=3), tmp_path / "ttsr.pth")
-    out = tmp_path / "out"
-    out.mkdir()
-    result = CliRunner().invoke(export_command, [
-        str(out / "ttsr.onnx"), "--checkpoint", str(checkpoint), "--fp16", "--keep-intermediates",
-        "--lr-size", "6x10", "--ref-size", "28x20"])
-    assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["ttsr.fp32.onnx", "ttsr.onnx", "ttsr.plain.onnx"]
-    assert "rewrote 'search_transfer'" in result.output and f"Wrote {out / 'ttsr.onnx'}" in result.output
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    return onnx_models(tmp_path_factory)
+
+
+def test_export_from_a_checkpoint_writes_all_three_graphs(models):
+    """The shared fixture ran ``ttsr export OUT --checkpoint CKPT --fp16 --keep-intermediates``."""
+    out = models.plain.parent
+    assert {"ttsr.onnx", "ttsr.fp32.onnx", "ttsr.plain.onnx"} <= {p.name for p in out.iterdir()}
+    assert "rewrote 'search_transfer'" in models.export_output
+    assert f"Wrote {out / 'ttsr.onnx'}" in models.export_output
     infos = {name: inspect_onnx(out / name) for name in ("ttsr.plain.onnx", "ttsr.fp32.onnx", "ttsr.onnx")}
     assert [(i.rewritten, i.precision) for i in infos.values()] == [
         (False, "fp32"), (True, "fp32"), (True, "fp16")]
-    assert {i.checkpoint_sha256 for i in infos.values()} == {file_sha256(checkpoint)}
+    assert {i.checkpoint_sha256 for i in infos.values()} == {file_sha256(models.checkpoint)}
     inputs = random_inputs((7, 5), (12, 16), 1)
-    expected = torch_output(load_checkpoint(checkpoint), inputs)
+    expected = torch_output(load_checkpoint(models.checkpoint), inputs)
     assert np.abs(OrtBackend(out / "ttsr.fp32.onnx").run(inputs) - expected).max() <= 1e-5
     assert onnx.load(out / "ttsr.onnx").graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
 

@@ -83,8 +83,9 @@ def test_refusals(models, tmp_path):
 
 
 def test_fp16_estimate_on_the_demo_pair_is_at_least_40_db(models):
-    result = CliRunner().invoke(fp16_estimate_command, ["--onnx", str(models.fp16), "--seed", "0",
-                                                        "--threads", "2", "--min-psnr", "40"])
+    result = CliRunner().invoke(fp16_estimate_command, [
+        "--onnx", str(models.fp16), "--checkpoint", str(models.checkpoint), "--threads", "2",
+        "--min-psnr", "40"])
     print(result.output)
     assert result.exit_code == 0, result.output
     match = re.search(r"PSNR ([\d.]+|inf) dB, SSIM ([\d.]+)", result.output)
