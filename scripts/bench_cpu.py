@@ -42,6 +42,7 @@ def measure(implementation: str, side: int, repeats: int, threads: int) -> dict[
     from ttsr.plugin.native import search_transfer_cpu, workspace_size
 
     torch.set_num_threads(threads)
+    os.environ["TTSR_ST_CPU_THREADS"] = str(threads)  # read by the twin's GEMM at each call
     ck, c3, c2, c1 = CHANNELS
     shapes = Shapes(1, ck, side, side, side, side, c3, c2, c1)
     rng = np.random.default_rng(0)
@@ -96,7 +97,7 @@ def parse_sizes(text: str) -> list[int]:
 @click.option("--repeats", default=3, show_default=True, type=click.IntRange(min=1),
               help="Timed runs after one warm-up; the median is reported.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
-              help="torch threads for the reference block (the twin is single-threaded).")
+              help="Threads for both: torch's, and the twin's GEMM (TTSR_ST_CPU_THREADS).")
 @click.option("--child", type=click.Choice(IMPLEMENTATIONS), hidden=True)
 def main(sizes: str, repeats: int, threads: int, child: str | None) -> None:
     """Latency and peak memory of the host twin vs the PyTorch reference block."""
@@ -104,7 +105,7 @@ def main(sizes: str, repeats: int, threads: int, child: str | None) -> None:
     if child is not None:
         click.echo(json.dumps(measure(child, sides[0], repeats, threads)))
         return
-    click.echo(f"CPU: {os.cpu_count()} cores; reference on {threads} torch thread(s), twin single-threaded; "
+    click.echo(f"CPU: {os.cpu_count()} cores; {threads} thread(s) each; "
                f"median of {repeats} runs; peak = ru_maxrss - RSS before the op, fresh process each")
     click.echo("")
     click.echo("| LR = Ref | twin ms | reference ms | twin peak MB | reference peak MB "

@@ -207,3 +207,16 @@ def test_float16_outputs_close_to_float32_reference() -> None:
         assert clear.mean() >= 0.5
         error = np.abs(g - w)[:, :, clear]
         assert error.max() <= 2e-3 * (1 + np.abs(w[:, :, clear])).max()
+
+
+def test_worker_threads_do_not_change_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Big enough (32*9 x 256 x 256 multiply-adds) for the host GEMM to split its columns.
+    inputs = random_inputs(Shapes(1, 32, 16, 16, 16, 16, 4, 3, 2), seed=12)
+    results = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("TTSR_ST_CPU_THREADS", threads)
+        results.append(search_transfer_cpu(*inputs))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+    assert_matches_reference(inputs)

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <thread>
 #include <vector>
 
 #include "half_bits.h"
@@ -76,29 +78,16 @@ void micro_kernel(int kc, const float* a_panel, const float* b_panel, float* til
     memcpy(tile, sum, sizeof sum);
 }
 
+// Columns [j_begin, j_end) of C, k > 0; each call packs into its own buffers.
 template <typename T>
-int gemm(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha, const T* a, int lda,
-         const T* b, int ldb, float beta, float* c, int ldc) {
-    const int a_rows = transa == GemmOp::N ? m : k;
-    const int b_rows = transb == GemmOp::N ? k : n;
-    if (m < 0 || n < 0 || k < 0 || lda < std::max(1, a_rows) || ldb < std::max(1, b_rows) ||
-        ldc < std::max(1, m)) {
-        return 1;
-    }
-    if (k == 0) {
-        for (int j = 0; j < n; ++j) {
-            for (int i = 0; i < m; ++i) {
-                float& out = c[i + size_t(j) * ldc];
-                out = beta == 0.0f ? 0.0f : beta * out;
-            }
-        }
-        return 0;
-    }
+void gemm_columns(GemmOp transa, GemmOp transb, int m, int j_begin, int j_end, int k,
+                  float alpha, const T* a, int lda, const T* b, int ldb, float beta, float* c,
+                  int ldc) {
     std::vector<float> a_pack(size_t(kMc) * kKc);
     std::vector<float> b_pack(size_t(kNc) * kKc);
     float tile[kNr * kMr];
-    for (int j0 = 0; j0 < n; j0 += kNc) {
-        const int nc = std::min(kNc, n - j0);
+    for (int j0 = j_begin; j0 < j_end; j0 += kNc) {
+        const int nc = std::min(kNc, j_end - j0);
         for (int l0 = 0; l0 < k; l0 += kKc) {
             const int kc = std::min(kKc, k - l0);
             pack_b(b, ldb, transb, l0, kc, j0, nc, b_pack.data());
@@ -124,6 +113,52 @@ int gemm(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha, const T
             }
         }
     }
+}
+
+// Worker threads for an m x n x k product: $TTSR_ST_CPU_THREADS if set, else
+// every hardware thread, and never so many that a worker gets a tiny share.
+int worker_count(int m, int n, int k) {
+    constexpr double kMinWorkPerThread = 1 << 22;  // multiply-adds
+    int threads = static_cast<int>(std::thread::hardware_concurrency());
+    if (const char* env = std::getenv("TTSR_ST_CPU_THREADS")) threads = std::atoi(env);
+    const double work = double(m) * n * k;
+    const int by_work = static_cast<int>(work / kMinWorkPerThread);
+    const int by_columns = (n + kNr - 1) / kNr;
+    return std::max(1, std::min({threads, by_work, by_columns}));
+}
+
+template <typename T>
+int gemm(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha, const T* a, int lda,
+         const T* b, int ldb, float beta, float* c, int ldc) {
+    const int a_rows = transa == GemmOp::N ? m : k;
+    const int b_rows = transb == GemmOp::N ? k : n;
+    if (m < 0 || n < 0 || k < 0 || lda < std::max(1, a_rows) || ldb < std::max(1, b_rows) ||
+        ldc < std::max(1, m)) {
+        return 1;
+    }
+    if (k == 0) {
+        for (int j = 0; j < n; ++j) {
+            for (int i = 0; i < m; ++i) {
+                float& out = c[i + size_t(j) * ldc];
+                out = beta == 0.0f ? 0.0f : beta * out;
+            }
+        }
+        return 0;
+    }
+    // Workers take contiguous column ranges (whole micro-tiles); every element
+    // is still computed by the same code in the same order.
+    const int threads = worker_count(m, n, k);
+    const int tiles = (n + kNr - 1) / kNr;
+    std::vector<std::thread> workers;
+    for (int t = 1; t < threads; ++t) {
+        const int j_begin = std::min(n, tiles * t / threads * kNr);
+        const int j_end = std::min(n, tiles * (t + 1) / threads * kNr);
+        workers.emplace_back(gemm_columns<T>, transa, transb, m, j_begin, j_end, k, alpha, a, lda,
+                             b, ldb, beta, c, ldc);
+    }
+    gemm_columns(transa, transb, m, 0, std::min(n, tiles / threads * kNr), k, alpha, a, lda, b,
+                 ldb, beta, c, ldc);
+    for (std::thread& worker : workers) worker.join();
     return 0;
 }
 

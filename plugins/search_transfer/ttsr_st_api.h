@@ -56,7 +56,9 @@ TTSR_ST_API int ttsr_st_enqueue(ttsr_st_context* ctx, const ttsr_st_shape* shape
 TTSR_ST_API const char* ttsr_st_status_string(int status);
 
 /* Host twin: same semantics and workspace layout, host pointers, synchronous.
- * float16 tensors are IEEE binary16 bit patterns (uint16). */
+ * float16 tensors are IEEE binary16 bit patterns (uint16).  The GEMM runs on
+ * $TTSR_ST_CPU_THREADS threads (default: all hardware threads); results do not
+ * depend on the thread count. */
 TTSR_ST_API size_t ttsr_st_cpu_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk);
 TTSR_ST_API int ttsr_st_cpu_run(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
                                 const void* q, const void* k, const void* v3, const void* v2,

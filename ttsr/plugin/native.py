@@ -116,7 +116,11 @@ def workspace_size(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chun
 def search_transfer_cpu(q: np.ndarray, k: np.ndarray, v3: np.ndarray, v2: np.ndarray,
                         v1: np.ndarray, ref_chunk: int = 0
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Run the op on the host twin: ``(s, t3, t2, t1)``, in the inputs' dtype (float32 or float16)."""
+    """Run the op on the host twin: ``(s, t3, t2, t1)``, in the inputs' dtype (float32 or float16).
+
+    Its GEMM uses ``$TTSR_ST_CPU_THREADS`` threads (default: every hardware thread);
+    the results do not depend on the thread count.
+    """
     inputs = [np.ascontiguousarray(a) for a in (q, k, v3, v2, v1)]
     dtypes = {a.dtype for a in inputs}
     if len(dtypes) != 1:
