@@ -108,6 +108,11 @@ def _prepare(pairs: list[Any]) -> list[Job]:
     return jobs
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _warn(message: str) -> None:
     click.secho(f"warning: {message}", fg="yellow", err=True)
 
@@ -146,11 +151,12 @@ def _open_backend(kind: str, *, engine: Path | None, onnx: Path | None, plugin: 
             onnx = export_rewritten(model, workdir)
         try:
             _check_source(inspect_onnx(onnx).checkpoint_sha256, checkpoint, f"ONNX graph {onnx}")
-            return open_backend("ort", onnx=onnx, threads=threads)
         except OnnxInfoError as exc:
             raise click.ClickException(str(exc)) from None
-        except RuntimeError as exc:  # OrtBackendError, NativeLibraryError
-            raise click.ClickException(str(exc).splitlines()[0]) from None
+        try:
+            return open_backend("ort", onnx=onnx, threads=threads)
+        except Exception as exc:  # OrtBackendError, NativeLibraryError, and ONNX Runtime's own (not RuntimeErrors)
+            raise click.ClickException(f"ONNX Runtime cannot run {onnx}: {_first_line(exc)}") from None
     return open_backend("torch", model=model)
 
 
@@ -407,8 +413,8 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
             try:
                 outputs, latency = run_batches(runner, [job.inputs for job in jobs], batches, warmup,
                                                iterations, progress=bar.update)
-            except RuntimeError as exc:
-                raise click.ClickException(f"{kind} backend failed: {str(exc).splitlines()[0]}") from None
+            except Exception as exc:  # backends raise their libraries' own exception types
+                raise click.ClickException(f"{kind} backend failed: {_first_line(exc)}") from None
         references = _reference_outputs(model, jobs, batches, outputs, kind)
 
     rows, images = _score(jobs, outputs, references, metrics_convention, crop_border)

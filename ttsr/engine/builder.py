@@ -152,15 +152,20 @@ def _configure(builder: "trt.Builder", options: BuildOptions
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
     if options.optimization_level is not None:
         config.builder_optimization_level = options.optimization_level
-    config.hardware_compatibility_level = getattr(
-        trt.HardwareCompatibilityLevel, options.hardware_compatibility.upper())
+    level = options.hardware_compatibility.upper()
+    if not hasattr(trt.HardwareCompatibilityLevel, level):
+        raise BuildError(f"TensorRT {trt.__version__} has no hardware-compatibility level {level}; "
+                         f"choose another --hardware-compat")
+    config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, level)
     if options.weak_fp16:
         config.set_flag(trt.BuilderFlag.FP16)
     cache = None
     if options.timing_cache is not None:
         blob = options.timing_cache.read_bytes() if options.timing_cache.is_file() else b""
         cache = config.create_timing_cache(blob)
-        config.set_timing_cache(cache, ignore_mismatch=False)
+        if not config.set_timing_cache(cache, ignore_mismatch=False):
+            raise BuildError(f"timing cache {options.timing_cache} was made by another TensorRT or GPU; "
+                             f"delete it or give another --timing-cache path")
     for profile in options.profiles:
         trt_profile = builder.create_optimization_profile()
         for name, (low, opt, high) in profile.shapes().items():
@@ -203,7 +208,7 @@ def build_engine(options: BuildOptions) -> EngineSidecar:
         precision=("fp16-weak" if options.weak_fp16 else options.precision),
         hardware_compatibility=options.hardware_compatibility,
         profiles=list(options.profiles),
-        plugin=PluginInfo(contract.OP_TYPE, contract.PLUGIN_VERSION, str(options.plugin_library),
+        plugin=PluginInfo(contract.OP_TYPE, contract.PLUGIN_VERSION, str(options.plugin_library.resolve()),
                           file_sha256(options.plugin_library)),
         onnx_sha256=file_sha256(options.onnx_path),
         checkpoint_sha256=options.checkpoint_sha256,
