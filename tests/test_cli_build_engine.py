@@ -70,5 +70,5 @@ def test_module_entry_point_lists_every_step():
     result = subprocess.run([sys.executable, "-m", "ttsr.cli", "--help"], cwd=REPO, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0
-    for command in ("build-engine", "infer", "export", "fp16-estimate"):
+    for command in ("build-engine", "infer", "export", "fp16-estimate", "evaluate"):
         assert command in result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ttsr.cli.build_engine import build_engine_command
+from ttsr.cli.evaluate import evaluate_command
 from ttsr.cli.export import export_command, fp16_estimate_command
 from ttsr.cli.infer import infer_command
 
@@ -20,6 +21,7 @@ def main() -> None:
       fp16-estimate  on-CPU estimate of the FP16 graph's accuracy
       build-engine   rewritten ONNX (or checkpoint) -> TensorRT engine + JSON sidecar
       infer          LR/Ref pairs -> SR images, latency and PSNR/SSIM vs the PyTorch reference
+      evaluate       the PyTorch reference on CUFED5 with mmediting 0.x's protocol (published figures)
     """
 
 
@@ -27,3 +29,4 @@ main.add_command(export_command, "export")
 main.add_command(fp16_estimate_command, "fp16-estimate")
 main.add_command(build_engine_command, "build-engine")
 main.add_command(infer_command, "infer")
+main.add_command(evaluate_command, "evaluate")
