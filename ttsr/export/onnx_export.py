@@ -7,11 +7,14 @@ expressed as such in the graph instead of being baked in.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-import tempfile
+import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import onnx
 import torch
@@ -68,7 +71,7 @@ def _checked_example(example: Sequence[Tensor]) -> tuple[Tensor, ...]:
     return tuple(t.detach().clone().contiguous() for t in example)
 
 
-def _dynamic_shapes() -> dict[str, dict[int, object]]:
+def _dynamic_shapes() -> dict[str, dict[int, Any]]:
     batch = torch.export.Dim("N", min=1)
     h, w = torch.export.Dim("H", min=1), torch.export.Dim("W", min=1)
     hr, wr = torch.export.Dim("Hr", min=1), torch.export.Dim("Wr", min=1)
@@ -92,8 +95,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = MIN_O
         raise ExportError(f"output folder {path.parent} does not exist; create it first")
     args = _checked_example(example if example is not None else example_inputs())
     model = model.eval()
-    with torch.no_grad(), warnings.catch_warnings():
-        # The exporter warns about its own internals (deprecated decompositions).
+    with torch.no_grad(), warnings.catch_warnings(), _quiet_exporter_log():
+        # The exporter warns about its own internals (deprecated decompositions,
+        # axis renaming) and about torchvision ops it cannot register.
         warnings.simplefilter("ignore")
         try:
             program = torch.onnx.export(
@@ -103,19 +107,34 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = MIN_O
         except Exception as exc:  # the exporter raises many unrelated types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ExportError(f"torch.onnx.export failed: {first}") from exc
-    save_checked_model(program.model_proto, path)
+    try:
+        save_checked_model(program.model_proto, path)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"the exported graph fails onnx.checker: "
+                          f"{str(exc).strip().splitlines()[0]}") from exc
     return path
+
+
+@contextlib.contextmanager
+def _quiet_exporter_log() -> Iterator[None]:
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def save_checked_model(proto: onnx.ModelProto, path: str | os.PathLike) -> None:
     """Write ``proto`` to ``path`` atomically, after ``onnx.checker`` accepts the written file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # A plain open (not mkstemp, which makes 0600 files) so the result gets the umask's permissions.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         onnx.save(proto, tmp)
         onnx.checker.check_model(tmp, full_check=True)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

@@ -49,13 +49,14 @@ class OrtBackendError(RuntimeError):
 def _cpu_op(dtype: type) -> Callable[..., tuple[np.ndarray, ...]]:
     """The Python op body: the CPU twin on ``dtype`` arrays, float32 out (exact for float16)."""
 
-    def search_transfer(q, k, v3, v2, v1, *, patch_size: int, fold_divisor: float,
+    def search_transfer(q: np.ndarray, k: np.ndarray, v3: np.ndarray, v2: np.ndarray,
+                        v1: np.ndarray, *, patch_size: int, fold_divisor: float,
                         ref_chunk: int) -> tuple[np.ndarray, ...]:
         # patch_size and fold_divisor were checked against the contract when
         # the session was made; the CPU twin implements exactly those values.
-        arrays = (np.ascontiguousarray(a, dtype=dtype) for a in (q, k, v3, v2, v1))
+        q, k, v3, v2, v1 = (np.ascontiguousarray(a, dtype=dtype) for a in (q, k, v3, v2, v1))
         return tuple(np.asarray(out, dtype=np.float32)
-                     for out in search_transfer_cpu(*arrays, ref_chunk=ref_chunk))
+                     for out in search_transfer_cpu(q, k, v3, v2, v1, ref_chunk=ref_chunk))
 
     return search_transfer
 

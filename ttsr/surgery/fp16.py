@@ -52,7 +52,10 @@ class FP16Error(ValueError):
 def _load(src: Path) -> onnx.ModelProto:
     if not src.is_file():
         raise FP16Error(f"{src}: no such ONNX file; export and rewrite one first (ttsr export --rewrite)")
-    return onnx.load(src)
+    try:
+        return onnx.load(src)
+    except Exception as exc:  # protobuf raises DecodeError, onnx raises its own
+        raise FP16Error(f"{src}: not a readable ONNX model ({exc})") from exc
 
 
 def _check_convertible(model: onnx.ModelProto) -> None:

@@ -27,7 +27,7 @@ import ast
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,7 +166,7 @@ def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def _float_sources(nodes: Iterable[onnx.NodeProto], seeds: dict[str, frozenset[str]],
-                   is_float) -> dict[str, frozenset[str]]:
+                   is_float: Callable[[str], bool]) -> dict[str, frozenset[str]]:
     """For each tensor, the seeds its floating-point data flows from (integer edges ignored)."""
     sources = dict(seeds)
     for node in nodes:
@@ -178,7 +178,8 @@ def _float_sources(nodes: Iterable[onnx.NodeProto], seeds: dict[str, frozenset[s
     return sources
 
 
-def _value_order(model: onnx.ModelProto, values: list[str], is_float) -> list[str]:
+def _value_order(model: onnx.ModelProto, values: list[str],
+                 is_float: Callable[[str], bool]) -> list[str]:
     """``values`` as (v3, v2, v1): the deepest feature level first."""
     producer = {out: n for n in model.graph.node for out in n.output}
 
@@ -193,7 +194,7 @@ def _value_order(model: onnx.ModelProto, values: list[str], is_float) -> list[st
         return seen
 
     depth = {v: len(ancestors(v) & set(values)) for v in values}
-    ordered = sorted(values, key=depth.get, reverse=True)
+    ordered = sorted(values, key=lambda v: depth[v], reverse=True)
     if sorted(depth.values()) != list(range(len(values))):
         raise RewriteError(f"the block's value inputs {values} are not one feature chain "
                            f"(relu1_1 -> relu2_1 -> relu3_1); cannot tell v1/v2/v3 apart")
@@ -228,10 +229,9 @@ def _boundary(model: onnx.ModelProto, block: list[onnx.NodeProto]
     values = by_source.get(_VALUE_SOURCE, [])
     if (len(entering) != len(contract.INPUT_NAMES) or len(by_source.get(_QUERY_SOURCE, [])) != 1
             or len(by_source.get(_KEY_SOURCE, [])) != 1 or len(values) != 3):
-        found = {k: v for k, v in by_source.items()}
         raise RewriteError(f"the block's data inputs do not match {contract.OP_TYPE}'s "
                            f"(one from {_QUERY_SOURCE}, one from {_KEY_SOURCE}, three from "
-                           f"{_VALUE_SOURCE}); found {found}")
+                           f"{_VALUE_SOURCE}); found {by_source}")
     v3, v2, v1 = _value_order(model, values, is_float)
     inputs = {"q": by_source[_QUERY_SOURCE][0], "k": by_source[_KEY_SOURCE][0],
               "v3": v3, "v2": v2, "v1": v1}
@@ -290,14 +290,14 @@ def rewrite_search_transfer(src: str | os.PathLike, dst: str | os.PathLike) -> R
     """Rewrite the ONNX file ``src`` into ``dst`` (written atomically, checked)."""
     src, dst = Path(src), Path(dst)
     model = _load(src)
+    if not dst.parent.is_dir():
+        raise RewriteError(f"output folder {dst.parent} does not exist; create it first")
     if is_rewritten(model):
         raise RewriteError(f"{src} is already rewritten (it has a {contract.OP_TYPE} node); "
                            f"rewrite the plain export instead")
     scope, block = _find_block(model)
     inputs, outputs = _boundary(model, block)
     rewritten = _replace(model, scope, block, inputs, outputs)
-    if not dst.parent.is_dir():
-        raise RewriteError(f"output folder {dst.parent} does not exist; create it first")
     try:
         save_checked_model(rewritten, dst)
     except onnx.checker.ValidationError as exc:
