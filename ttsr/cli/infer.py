@@ -9,7 +9,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
@@ -18,6 +18,9 @@ from ttsr.engine.builder import file_sha256, tool_version
 from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
 from ttsr.engine.profiles import ProfileError, format_size
 from ttsr.engine.sidecar import write_atomic
+
+if TYPE_CHECKING:
+    from ttsr.data import ModelInputs, Pair
 
 EPILOG = """\b
 Examples:
@@ -49,7 +52,7 @@ class Job:
     """One prepared pair."""
 
     name: str
-    inputs: Any  # ttsr.data.ModelInputs
+    inputs: ModelInputs
     hr: np.ndarray | None
     paths: dict[str, str]
 
@@ -68,7 +71,7 @@ def load_reference_model(checkpoint: Path | None, seed: int) -> tuple[Any, str]:
 
 
 def _collect_pairs(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None,
-                   pair_list: Path | None) -> list[Any]:
+                   pair_list: Path | None) -> list[Pair]:
     from ttsr.data import PairError, find_pairs, read_pair_list
 
     if pair_list is not None and (lr_dir or ref_dir or hr_dir):
@@ -83,7 +86,7 @@ def _collect_pairs(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | Non
         raise click.ClickException(str(exc)) from None
 
 
-def _prepare(pairs: list[Any]) -> list[Job]:
+def _prepare(pairs: list[Pair]) -> list[Job]:
     """Load and prepare every pair before anything runs, so bad inputs fail before any output exists."""
     from ttsr.data import ImageError, load_image, prepare_pair
 
@@ -108,6 +111,21 @@ def _prepare(pairs: list[Any]) -> list[Job]:
     return jobs
 
 
+def _check_device(name: str) -> None:
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise click.BadParameter(f"{name!r} is not a torch device (cpu, cuda, cuda:1 ...)",
+                                 param_hint="--torch-device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA is not available to PyTorch here; use cpu", param_hint="--torch-device")
+    if device.type not in ("cpu", "cuda"):
+        raise click.BadParameter(f"{name!r}: only cpu and cuda devices are supported",
+                                 param_hint="--torch-device")
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -128,7 +146,7 @@ def _check_source(recorded: str | None, checkpoint: Path | None, what: str) -> N
 
 def _open_backend(kind: str, *, engine: Path | None, onnx: Path | None, plugin: Path | None,
                   model: Any, checkpoint: Path | None, cuda_graph: bool, threads: int | None,
-                  workdir: Path) -> Any:
+                  torch_device: str, workdir: Path) -> Any:
     from ttsr.runtime.backends import open_backend
 
     if kind == "trt":
@@ -157,17 +175,17 @@ def _open_backend(kind: str, *, engine: Path | None, onnx: Path | None, plugin: 
             return open_backend("ort", onnx=onnx, threads=threads)
         except Exception as exc:  # OrtBackendError, NativeLibraryError, and ONNX Runtime's own (not RuntimeErrors)
             raise click.ClickException(f"ONNX Runtime cannot run {onnx}: {_first_line(exc)}") from None
-    return open_backend("torch", model=model)
+    return open_backend("torch", model=model, device=torch_device)
 
 
 def _reference_outputs(model: Any, jobs: list[Job], batches: list[Any], backend_outputs: list[np.ndarray],
-                       kind: str) -> list[np.ndarray]:
+                       kind: str, device: str) -> list[np.ndarray]:
     if kind == "torch":
         return backend_outputs
     from ttsr.runtime.backends import TorchBackend
     from ttsr.runtime.timing import stack_batch
 
-    reference = TorchBackend(model)
+    reference = TorchBackend(model, device=device)
     outputs: list[np.ndarray] = [np.empty(0)] * len(jobs)
     for batch in batches:
         sr = reference.run(stack_batch([job.inputs for job in jobs], batch))
@@ -359,6 +377,8 @@ def _write_outputs(out_dir: Path | None, json_path: Path | None, jobs: list[Job]
               help="Timed passes over all pairs.")
 @click.option("--cuda-graph", is_flag=True, help="trt: capture each shape's enqueue into a CUDA graph and replay it.")
 @click.option("--threads", type=click.IntRange(min=1), help="ort: intra-op threads (default: ONNX Runtime's).")
+@click.option("--torch-device", default="cpu", show_default=True,
+              help="Device of the PyTorch model (the reference, and the torch backend): cpu, cuda, cuda:1 ...")
 @click.option("--out-dir", type=click.Path(path_type=Path), help="Write the SR images here as <name>.png.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the full report as JSON here.")
 @click.option("--metrics-convention", type=click.Choice(["rgb", "y", "mmediting-0.x"]), default="rgb",
@@ -375,7 +395,8 @@ def _write_outputs(out_dir: Path | None, json_path: Path | None, jobs: list[Job]
 def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None, pair_list: Path | None,
                   backend: str | None, engine: Path | None, onnx_path: Path | None, plugin: Path | None,
                   checkpoint: Path | None, seed: int, batch: int, warmup: int, iterations: int,
-                  cuda_graph: bool, threads: int | None, out_dir: Path | None, json_path: Path | None,
+                  cuda_graph: bool, threads: int | None, torch_device: str, out_dir: Path | None,
+                  json_path: Path | None,
                   metrics_convention: str, crop_border: int, check: bool, min_psnr: float | None,
                   min_ssim: float | None) -> None:
     """Super-resolve LR/Ref pairs, report latency and PSNR/SSIM against the PyTorch reference (and HR)."""
@@ -389,6 +410,7 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
         raise click.UsageError("--min-psnr/--min-ssim only apply with --check")
     if cuda_graph and backend not in (None, "trt"):
         raise click.UsageError("--cuda-graph applies to the trt backend only")
+    _check_device(torch_device)
     pairs = _collect_pairs(lr_dir, ref_dir, hr_dir, pair_list)
     jobs = _prepare(pairs)
     model, model_note = load_reference_model(checkpoint, seed)
@@ -400,7 +422,7 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
     with tempfile.TemporaryDirectory(prefix="ttsr-infer-") as workdir:
         runner = _open_backend(kind, engine=engine, onnx=onnx_path, plugin=plugin, model=model,
                                checkpoint=checkpoint, cuda_graph=cuda_graph, threads=threads,
-                               workdir=Path(workdir))
+                               torch_device=torch_device, workdir=Path(workdir))
         sizes = [(job.inputs.lr_size, job.inputs.ref_size) for job in jobs]
         try:
             batches = plan_batches(sizes, batch, backend_profiles(runner), pad_to_full=(kind == "trt"))
@@ -415,7 +437,7 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
                                                iterations, progress=bar.update)
             except Exception as exc:  # backends raise their libraries' own exception types
                 raise click.ClickException(f"{kind} backend failed: {_first_line(exc)}") from None
-        references = _reference_outputs(model, jobs, batches, outputs, kind)
+        references = _reference_outputs(model, jobs, batches, outputs, kind, torch_device)
 
     rows, images = _score(jobs, outputs, references, metrics_convention, crop_border)
     aggregate = _aggregate(rows)
@@ -425,7 +447,7 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
         "checkpoint": str(checkpoint) if checkpoint else None,
         "seed": None if checkpoint else seed, "engine": str(engine) if engine else None,
         "onnx": str(onnx_path) if onnx_path else None, "batch": batch, "warmup": warmup,
-        "iterations": iterations, "cuda_graph": cuda_graph,
+        "iterations": iterations, "cuda_graph": cuda_graph, "torch_device": torch_device,
         "metrics": {"convention": metrics_convention, "crop_border": crop_border},
         "latency": latency.to_dict(), "images": rows, "aggregate": aggregate,
         "gate": ({"min_psnr": min_psnr, "min_ssim": min_ssim, "passed": not failing,

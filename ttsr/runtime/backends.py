@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import os
-from typing import Protocol
+from contextlib import contextmanager
+from typing import Iterator, Protocol
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ class Backend(Protocol):
 
 
 class TorchBackend:
-    """The PyTorch reference; on CUDA, times are wall-clock after a synchronise."""
+    """The PyTorch reference, on the CPU or a CUDA device (TF32 off); times include the host copies."""
 
     name = "torch"
 
@@ -43,11 +44,26 @@ class TorchBackend:
 
     def run(self, inputs: ModelInputs) -> np.ndarray:
         tensors = [t.to(self.device) for t in inputs.as_torch()]
-        with torch.inference_mode():
+        with torch.inference_mode(), _fp32_matmul(self.device):
             sr = self.model(*tensors)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return sr.float().cpu().numpy()
+
+
+@contextmanager
+def _fp32_matmul(device: torch.device) -> Iterator[None]:
+    """TF32 off on CUDA while the reference runs: it would round convolutions and the relevance
+    matmul to 10-bit mantissas and can flip near-tied argmax choices of the search."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 class OrtRunner:
