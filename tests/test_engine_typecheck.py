@@ -66,7 +66,7 @@ def test_repair_def_fixes_the_two_known_stub_defects():
     assert "b: dict[str, int] = ..." in fixed and "c: int = ..." in fixed
 
 
-def test_mypy_passes_on_engine_and_trt_backend(tmp_path):
+def test_mypy_passes_on_engine_and_runtime(tmp_path):
     site = _site_packages_with_stubs()
     if site is None:
         pytest.fail("tensorrt-stubs is not installed; run bash scripts/setup.sh")

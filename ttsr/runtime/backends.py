@@ -48,7 +48,8 @@ class TorchBackend:
             sr = self.model(*tensors)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        return sr.float().cpu().numpy()
+        output: np.ndarray = sr.float().cpu().numpy()
+        return output
 
 
 @contextmanager
