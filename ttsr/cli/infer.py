@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 EPILOG = """\b
 Examples:
-  # CPU: the rewritten graph in ONNX Runtime, scored against the reference and HR
-  python infer.py --lr-dir assets/pairs/lr --ref-dir assets/pairs/ref \\
+  # CPU: make the rewritten graph once, run it in ONNX Runtime, score it against the reference and HR
+  python -m ttsr.cli export out/ttsr.rewritten.onnx --rewrite --checkpoint ttsr-rec.pth
+  python infer.py --checkpoint ttsr-rec.pth --lr-dir assets/pairs/lr --ref-dir assets/pairs/ref \\
       --hr-dir assets/pairs/hr --onnx out/ttsr.rewritten.onnx --out-dir out/sr --json out/report.json
   # GPU: a TensorRT engine, batches of 4, CUDA graph replay, 20 timed passes
   python infer.py --pairs pairs.txt --engine ttsr.engine --checkpoint ttsr-rec.pth \\
@@ -42,6 +43,13 @@ model (--seed) stands in, which is only good for testing the pipeline.
 Backends: trt (TensorRT engine, GPU), ort (ONNX Runtime on the CPU, the
 rewritten graph with the plugin's CPU twin), torch (the reference itself).
 Without --onnx, the ort backend exports and rewrites the reference model first.
+
+\b
+Report: latency per call (ms: mean, median, p90, p99, min, max) and throughput
+(images/s) over the timed passes, with H2D / compute / D2H separated on trt;
+PSNR/SSIM of every SR image against the PyTorch reference's output (and the
+HR image, and the reference against HR), then their mean.  With --check the
+exit status is 1 when any image falls below --min-psnr / --min-ssim.
 """
 
 PROGRESS_MIN_IMAGES = 5
