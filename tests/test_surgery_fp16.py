@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -19,6 +20,7 @@ from ttsr.runtime.ort_backend import OrtBackend
 from ttsr.surgery import FP16Error, convert_fp16
 
 FP16, FP32 = TensorProto.FLOAT16, TensorProto.FLOAT
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "pairs"
 
 
 @pytest.fixture(scope="session")
@@ -91,3 +93,12 @@ def test_fp16_estimate_on_the_demo_pair_is_at_least_40_db(models):
     match = re.search(r"PSNR ([\d.]+|inf) dB, SSIM ([\d.]+)", result.output)
     assert match and float(match[1]) >= 40 and float(match[2]) >= 0.99
     assert "demo.png" in result.output
+
+
+def test_fp16_estimate_gate_fails_when_the_graph_is_not_of_the_reference_weights(models):
+    """The graph holds the weights of seed 0; the reference is seed 1."""
+    result = CliRunner().invoke(fp16_estimate_command, [
+        "--onnx", str(models.fp16), "--seed", "1", "--min-psnr", "40",
+        "--lr", str(ASSETS / "lr" / "cat.png"), "--ref", str(ASSETS / "ref" / "cat.png")])
+    assert result.exit_code == 1, result.output
+    assert "FAIL: PSNR" in result.output and "below --min-psnr 40" in result.output
