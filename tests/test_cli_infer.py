@@ -110,6 +110,15 @@ def test_gate_fails_against_a_perturbed_reference(artefacts, pairs, tmp_path):
     assert all("vs_hr" not in row for row in report["images"])
 
 
+def test_warns_when_the_graph_came_from_a_checkpoint_that_is_not_given(artefacts, pairs):
+    (pairs / "lr" / "coffee.png").unlink()
+    (pairs / "ref" / "coffee.png").unlink()
+    result = invoke(*folders(pairs, hr=False), "--backend", "ort", "--onnx", str(artefacts["onnx"]),
+                    "--threads", "1", "--warmup", "0")
+    assert result.exit_code == 0, result.output
+    assert "but no --checkpoint is given" in result.stderr
+
+
 def test_torch_backend_batches_equal_sizes_from_a_pair_list(artefacts, pairs, tmp_path):
     for role in ("lr", "ref", "hr"):
         shutil.copy(pairs / role / "cat.png", pairs / role / "cat2.png")

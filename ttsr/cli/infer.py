@@ -144,7 +144,11 @@ def _warn(message: str) -> None:
 
 
 def _check_source(recorded: str | None, checkpoint: Path | None, what: str) -> None:
-    if recorded is None or checkpoint is None:
+    if recorded is None:
+        return
+    if checkpoint is None:
+        _warn(f"{what} was made from a checkpoint (sha256 {recorded[:12]}) but no --checkpoint is given: "
+              f"the comparison is against the seeded model, pass that checkpoint instead")
         return
     actual = file_sha256(checkpoint)
     if actual != recorded:
