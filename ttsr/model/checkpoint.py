@@ -12,7 +12,6 @@ import importlib
 import os
 import pickle
 import re
-import tempfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ttsr.atomic import atomic_output
 from ttsr.model.ttsr import TTSR, build_model
 
 CHECKPOINT_URLS = {
@@ -261,12 +261,6 @@ def save_mmediting_checkpoint(model: TTSR, path: str | os.PathLike[str], meta: d
     path = Path(path)
     state = OrderedDict((key, value.detach().cpu()) for key, value in model.state_dict().items())
     checkpoint = {"meta": dict(meta) if meta is not None else {"saved_by": "ttsr-trt"}, "state_dict": state}
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(checkpoint, stream, _use_new_zipfile_serialization=not legacy)
-        os.replace(temp_name, path)
-    except BaseException:
-        os.unlink(temp_name)
-        raise
+    with atomic_output(path) as temp, open(temp, "xb") as stream:
+        torch.save(checkpoint, stream, _use_new_zipfile_serialization=not legacy)
     return path
