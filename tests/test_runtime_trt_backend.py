@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from ttsr.data.prepare import ModelInputs
-from ttsr.engine.builder import file_sha256
 from ttsr.engine.gpu import GpuInfo
 from ttsr.engine.profiles import Profile
 from ttsr.engine.sidecar import EngineSidecar, PluginInfo, write_sidecar
+from ttsr.model import file_sha256
 from ttsr.runtime import trt_backend
 from ttsr.runtime.trt_backend import EngineError, TrtBackend
 

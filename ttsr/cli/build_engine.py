@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from ttsr.engine.builder import (BuildError, BuildOptions, build_engine, check_options, file_sha256,
-                                 require_gpu, require_tensorrt)
+from ttsr.engine.builder import BuildError, BuildOptions, build_engine, check_options, require_gpu, require_tensorrt
 from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
 from ttsr.engine.profiles import ProfileError, Size, format_size, make_profile, parse_size
 from ttsr.engine.sidecar import HARDWARE_COMPAT_LEVELS, sidecar_path
+from ttsr.model import file_sha256
 
 EPILOG = """\b
 Examples:

@@ -6,11 +6,8 @@ is the one behind the model zoo figures, so a released checkpoint can be checked
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import sys
-import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm  # type: ignore[import-untyped]
 
+from ttsr.atomic import write_json_atomic
 from ttsr.data.images import ImageError, load_image, save_image
 from ttsr.data.prepare import SCALE, ModelInputs, prepare_eval, to_image
 from ttsr.metrics import CONVENTIONS, score
@@ -165,16 +163,6 @@ def score_samples(predict: Callable[[ModelInputs], np.ndarray], samples: Sequenc
         if on_score is not None:
             on_score(result)
     return scores
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as JSON to ``path`` through a temporary file in the same folder."""
-    temp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        temp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -348,7 +336,7 @@ def evaluate_command(data_dir: Path, checkpoint: Path | None, seed: int | None, 
         published = _compare_published(release, mean_psnr, mean_ssim, differences)
 
     if json_path is not None:
-        write_json(json_path, {
+        write_json_atomic(json_path, {
             "data_dir": str(data_dir), "ref_level": ref_level, "convention": convention,
             "crop_border": crop_border, "mod_crop": mod_crop, "device": device,
             "model": {"checkpoint": str(checkpoint) if checkpoint else None, "sha256": sha256,

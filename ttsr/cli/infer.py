@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import sys
@@ -14,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 import click
 import numpy as np
 
-from ttsr.engine.builder import file_sha256, tool_version
+from ttsr.atomic import write_json_atomic
+from ttsr.engine.builder import tool_version
 from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
 from ttsr.engine.profiles import ProfileError, format_size
-from ttsr.engine.sidecar import write_atomic
+from ttsr.model import file_sha256
 
 if TYPE_CHECKING:
     from ttsr.data import ModelInputs, Pair
@@ -291,17 +291,6 @@ def _gate_table(failing: list[dict[str, Any]], min_psnr: float | None, min_ssim:
     return "\n".join(lines)
 
 
-def _json_safe(value: Any) -> Any:
-    """JSON has no infinity: identical images (PSNR inf) are written as the string "inf"."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "inf" if value > 0 else ("-inf" if value < 0 else "nan")
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 class _Outputs:
     """Files and folders this run creates; removed again if the run fails before it ends."""
 
@@ -327,7 +316,7 @@ class _Outputs:
 
     def json(self, path: Path, data: dict[str, Any]) -> None:
         existed = path.exists()
-        write_atomic(path, (json.dumps(_json_safe(data), indent=2) + "\n").encode())
+        write_json_atomic(path, data)
         if not existed:
             self.created.append(path)
 

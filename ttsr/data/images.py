@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ttsr.atomic import atomic_output
 
 
 class ImageError(ValueError):
@@ -45,15 +46,8 @@ def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
     options = {"quality": 95} if image_format == "JPEG" else {}
     if not path.parent.is_dir():
         raise ImageError(f"cannot save {path}: folder {path.parent} does not exist; create it first")
-    # Not tempfile.mkstemp: its 0600 mode would stick to the output; open() honours the umask.
-    temp_name = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        with open(temp_name, "xb") as stream:
+        with atomic_output(path) as temp, open(temp, "xb") as stream:
             Image.fromarray(np.ascontiguousarray(image)).save(stream, format=image_format, **options)
-        os.replace(temp_name, path)
     except OSError as exc:
-        temp_name.unlink(missing_ok=True)
         raise ImageError(f"cannot save {path} ({exc.strerror or exc}); check the path and free space") from None
-    except BaseException:
-        temp_name.unlink(missing_ok=True)
-        raise

@@ -8,7 +8,6 @@ TensorRT still has it (removed in 11.0).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ttsr import contract
+from ttsr.atomic import write_bytes_atomic
 from ttsr.engine.gpu import GpuInfo, detect_gpu
 from ttsr.engine.onnx_info import inspect_onnx
 from ttsr.engine.profiles import Profile, check_graph_inputs
-from ttsr.engine.sidecar import (HARDWARE_COMPAT_LEVELS, EngineSidecar, PluginInfo,
-                                 write_atomic, write_sidecar)
+from ttsr.engine.sidecar import HARDWARE_COMPAT_LEVELS, EngineSidecar, PluginInfo, write_sidecar
+from ttsr.model import file_sha256
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -35,14 +35,6 @@ PLUGIN_HINT = ("build it with `bash scripts/setup.sh` (cmake configures the plug
 
 class BuildError(RuntimeError):
     """The engine cannot be built; the message is one line naming the fix."""
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def tool_version() -> str:
@@ -197,9 +189,9 @@ def build_engine(options: BuildOptions) -> EngineSidecar:
     if serialized is None:
         raise BuildError("TensorRT failed to build the engine (see its log above); try a smaller "
                          "profile or a larger --workspace")
-    write_atomic(options.output, bytes(serialized))
+    write_bytes_atomic(options.output, bytes(serialized))
     if cache is not None and options.timing_cache is not None:
-        write_atomic(options.timing_cache, bytes(config.get_timing_cache().serialize()))
+        write_bytes_atomic(options.timing_cache, bytes(config.get_timing_cache().serialize()))
 
     sidecar = EngineSidecar(
         tensorrt_version=version,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import onnx
 
 from ttsr import contract
-from ttsr.engine.sidecar import write_atomic
+from ttsr.atomic import write_bytes_atomic
 
 # metadata_props key under which the CLIs record the checkpoint a graph was exported from
 CHECKPOINT_KEY = "ttsr.source_checkpoint_sha256"
@@ -57,4 +56,4 @@ def record_checkpoint(path: str | os.PathLike[str], checkpoint_sha256: str) -> N
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
     model.metadata_props.add(key=CHECKPOINT_KEY, value=checkpoint_sha256)
-    write_atomic(Path(path), model.SerializeToString())
+    write_bytes_atomic(path, model.SerializeToString())

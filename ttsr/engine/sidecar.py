@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ttsr.atomic import write_bytes_atomic
 from ttsr.engine.profiles import Profile, ProfileError
 
 FORMAT_VERSION = 1
@@ -81,22 +81,9 @@ def sidecar_path(engine_path: str | os.PathLike[str]) -> Path:
     return engine_path.with_name(engine_path.name + SIDECAR_SUFFIX)
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a temporary file in the same directory, then rename it over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_sidecar(engine_path: str | os.PathLike[str], sidecar: EngineSidecar) -> Path:
     path = sidecar_path(engine_path)
-    write_atomic(path, sidecar.to_json().encode())
+    write_bytes_atomic(path, sidecar.to_json().encode())
     return path
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ import onnx
 import torch
 from torch import Tensor, nn
 
+from ttsr.atomic import atomic_output
 from ttsr.model.ttsr import INPUT_NAMES, OUTPUT_NAME
 
 MIN_OPSET = 18
@@ -128,13 +128,6 @@ def _quiet_exporter_log() -> Iterator[None]:
 
 def save_checked_model(proto: onnx.ModelProto, path: str | os.PathLike) -> None:
     """Write ``proto`` to ``path`` atomically, after ``onnx.checker`` accepts the written file."""
-    path = Path(path)
-    # A plain open (not mkstemp, which makes 0600 files) so the result gets the umask's permissions.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        onnx.save(proto, tmp)
-        onnx.checker.check_model(tmp, full_check=True)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as temp:
+        onnx.save(proto, temp)
+        onnx.checker.check_model(temp, full_check=True)

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ttsr.data.prepare import ModelInputs
-from ttsr.engine.builder import BuildError, file_sha256, require_gpu, require_tensorrt
+from ttsr.engine.builder import BuildError, require_gpu, require_tensorrt
 from ttsr.engine.profiles import Profile, choose_profile
 from ttsr.engine.sidecar import EngineSidecar, SidecarError, check_plugin, check_sidecar, read_sidecar
+from ttsr.model import file_sha256
 from ttsr.model.ttsr import INPUT_NAMES, OUTPUT_NAME
 
 if TYPE_CHECKING:
