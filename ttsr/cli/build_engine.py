@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ttsr.cli.common import load_model
 from ttsr.engine.builder import BuildError, BuildOptions, build_engine, check_options, require_gpu, require_tensorrt
 from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
 from ttsr.engine.profiles import ProfileError, Size, format_size, make_profile, parse_size
@@ -64,9 +65,7 @@ def _graph(checkpoint: Path | None, onnx_path: Path | None, seed: int | None, pr
             recorded = inspect_onnx(onnx_path).checkpoint_sha256
             rewritten = ensure_rewritten(onnx_path, workdir)
             return ensure_precision(rewritten, graph_precision, workdir), recorded
-        from ttsr.cli.infer import load_reference_model
-
-        model, note = load_reference_model(checkpoint, seed or 0)
+        model, note = load_model(checkpoint, seed or 0)
         click.echo(note)
         digest = file_sha256(checkpoint) if checkpoint is not None else None
         click.echo("Exporting to ONNX and rewriting the search-transfer block ...")

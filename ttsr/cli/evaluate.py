@@ -20,10 +20,11 @@ import torch
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from ttsr.atomic import write_json_atomic
+from ttsr.cli.common import load_model
 from ttsr.data.images import ImageError, load_image, save_image
 from ttsr.data.prepare import SCALE, ModelInputs, prepare_eval, to_image
 from ttsr.metrics import CONVENTIONS, score
-from ttsr.model import CHECKPOINT_URLS, TTSR, CheckpointError, build_model, file_sha256, load_checkpoint
+from ttsr.model import CHECKPOINT_URLS, file_sha256
 from ttsr.runtime.backends import TorchBackend
 
 # mmediting 0.x model zoo (configs/restorers/ttsr/README.md), CUFED5, Ref level 1: (PSNR, SSIM).
@@ -211,15 +212,6 @@ def _compare_published(release: str, mean_psnr: float, mean_ssim: float,
     return {"model": release, "psnr": pub_psnr, "ssim": pub_ssim, "comparable": not differences}
 
 
-def _open_model(checkpoint: Path | None, seed: int | None, device: str) -> TTSR:
-    if checkpoint is None:
-        return build_model(seed=seed)
-    try:
-        return load_checkpoint(checkpoint, map_location=device)
-    except CheckpointError as error:
-        raise click.ClickException(str(error)) from None
-
-
 def _check_device(device: str) -> None:
     if device == "cuda" and not torch.cuda.is_available():
         raise click.ClickException("--device cuda: PyTorch sees no CUDA device (torch.cuda.is_available() is "
@@ -291,7 +283,7 @@ def evaluate_command(data_dir: Path, checkpoint: Path | None, seed: int | None, 
     _check_json_path(json_path)
     try:
         samples = find_samples(data_dir, ref_level, limit)
-        model = _open_model(checkpoint, seed, device)
+        model, _ = load_model(checkpoint, seed or 0, device)
         # Every pair is read before anything is written, so bad data leaves no partial output.
         for sample in samples:
             read_pair(sample, mod_crop, crop_border)

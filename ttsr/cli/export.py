@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import click
 import numpy as np
 
+from ttsr.cli.common import load_model
+
 if TYPE_CHECKING:
     from ttsr.data.prepare import ModelInputs
     from ttsr.model.ttsr import TTSR
@@ -58,19 +60,9 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, 
 
 
 def _model(checkpoint: Path | None, seed: int | None) -> tuple[TTSR, str]:
-    """The PyTorch model and one line saying which it is."""
-    from ttsr.model import CheckpointError, build_model, load_checkpoint
-
     if checkpoint is not None and seed is not None:
         raise click.UsageError("give --checkpoint or --seed, not both")
-    if checkpoint is None:
-        seed = 0 if seed is None else seed
-        return build_model(seed=seed), (f"Model: no --checkpoint, seeded random TTSR (seed {seed}); "
-                                        f"for testing the pipeline only")
-    try:
-        return load_checkpoint(checkpoint), f"Model: {checkpoint}"
-    except CheckpointError as exc:
-        raise click.ClickException(str(exc)) from None
+    return load_model(checkpoint, 0 if seed is None else seed)
 
 
 def _record_source(path: Path, checkpoint: Path | None) -> None:

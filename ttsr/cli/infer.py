@@ -14,6 +14,7 @@ import click
 import numpy as np
 
 from ttsr.atomic import write_json_atomic
+from ttsr.cli.common import load_model
 from ttsr.engine.builder import tool_version
 from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
 from ttsr.engine.profiles import ProfileError, format_size
@@ -63,19 +64,6 @@ class Job:
     inputs: ModelInputs
     hr: np.ndarray | None
     paths: dict[str, str]
-
-
-def load_reference_model(checkpoint: Path | None, seed: int) -> tuple[Any, str]:
-    """The PyTorch reference and a sentence saying which it is."""
-    from ttsr.model import CheckpointError, build_model, load_checkpoint
-
-    if checkpoint is None:
-        return build_model(seed=seed), (f"No --checkpoint: using a seeded random TTSR (seed {seed}); "
-                                        f"its images are noise-like, good for testing the pipeline only.")
-    try:
-        return load_checkpoint(checkpoint), f"Reference: PyTorch TTSR from {checkpoint}."
-    except CheckpointError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def _collect_pairs(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None,
@@ -414,7 +402,7 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
     _check_device(torch_device)
     pairs = _collect_pairs(lr_dir, ref_dir, hr_dir, pair_list)
     jobs = _prepare(pairs)
-    model, model_note = load_reference_model(checkpoint, seed)
+    model, model_note = load_model(checkpoint, seed)
     kind = backend or default_backend(engine)
     click.echo(model_note)
     click.echo(f"Backend: {kind}; {len(jobs)} pair(s); batch {batch}; warm-up {warmup}; "
