@@ -49,7 +49,7 @@ def test_inspect_reads_inputs_precision_and_recorded_checkpoint(tmp_path):
 
 
 def test_unreadable_onnx(tmp_path):
-    with pytest.raises(OnnxInfoError, match="does not exist"):
+    with pytest.raises(OnnxInfoError, match="no such ONNX file"):
         inspect_onnx(tmp_path / "none.onnx")
     (tmp_path / "bad.onnx").write_bytes(b"\x01garbage")
     with pytest.raises(OnnxInfoError, match="not a readable ONNX model"):

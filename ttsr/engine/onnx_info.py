@@ -9,6 +9,7 @@ import onnx
 
 from ttsr import contract
 from ttsr.atomic import write_bytes_atomic
+from ttsr.surgery.graph_io import load_onnx
 
 # metadata_props key under which the CLIs record the checkpoint a graph was exported from
 CHECKPOINT_KEY = "ttsr.source_checkpoint_sha256"
@@ -27,13 +28,7 @@ class OnnxInfo:
 
 
 def _load(path: str | os.PathLike[str]) -> onnx.ModelProto:
-    try:
-        return onnx.load(str(path))
-    except FileNotFoundError:
-        raise OnnxInfoError(f"ONNX file {path} does not exist") from None
-    except Exception as exc:  # onnx raises DecodeError and others for a corrupt file
-        raise OnnxInfoError(f"{path} is not a readable ONNX model ({type(exc).__name__}); "
-                            f"export it again with `python -m ttsr.cli export`") from None
+    return load_onnx(path, OnnxInfoError, "export it with `python -m ttsr.cli export`")
 
 
 def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:

@@ -31,6 +31,7 @@ from onnxruntime_extensions import PyCustomOpDef, get_library_path, onnx_op
 from ttsr import contract
 from ttsr.model.ttsr import INPUT_NAMES, OUTPUT_NAME
 from ttsr.plugin.native import search_transfer_cpu
+from ttsr.surgery.graph_io import load_onnx
 
 if TYPE_CHECKING:
     from ttsr.data.prepare import ModelInputs
@@ -172,9 +173,7 @@ class OrtBackend:
 
     def __init__(self, onnx_path: str | os.PathLike, threads: int | None = None) -> None:
         path = Path(onnx_path)
-        if not path.is_file():
-            raise OrtBackendError(f"{path}: no such ONNX file; make one with `ttsr export`")
-        model, has_plugin = _session_model(onnx.load(path))
+        model, has_plugin = _session_model(load_onnx(path, OrtBackendError, "make one with `ttsr export`"))
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads

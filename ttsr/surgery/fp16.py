@@ -34,6 +34,7 @@ from onnx import TensorProto, numpy_helper
 
 from ttsr import contract
 from ttsr.export.onnx_export import save_checked_model
+from ttsr.surgery.graph_io import load_onnx
 
 IO_DTYPES = ("float32", "float16")
 FP16_MAX = float(np.finfo(np.float16).max)
@@ -47,15 +48,6 @@ _KNOWN_OPS = frozenset({
 
 class FP16Error(ValueError):
     """The graph cannot be converted to FP16."""
-
-
-def _load(src: Path) -> onnx.ModelProto:
-    if not src.is_file():
-        raise FP16Error(f"{src}: no such ONNX file; export and rewrite one first (ttsr export --rewrite)")
-    try:
-        return onnx.load(src)
-    except Exception as exc:  # protobuf raises DecodeError, onnx raises its own
-        raise FP16Error(f"{src}: not a readable ONNX model ({exc})") from exc
 
 
 def _check_convertible(model: onnx.ModelProto) -> None:
@@ -147,7 +139,7 @@ def convert_fp16(src: str | os.PathLike, dst: str | os.PathLike, *,
     if io_dtype not in IO_DTYPES:
         raise FP16Error(f"io_dtype {io_dtype!r} is not one of {IO_DTYPES}")
     src, dst = Path(src), Path(dst)
-    model = _load(src)
+    model = load_onnx(src, FP16Error, "export and rewrite one first (ttsr export --rewrite)")
     _check_convertible(model)
     keep = _fp32_only(model)
     _convert_initializers(model, keep)

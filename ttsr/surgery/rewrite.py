@@ -36,6 +36,7 @@ import onnx_graphsurgeon as gs
 
 from ttsr import contract
 from ttsr.export.onnx_export import save_checked_model
+from ttsr.surgery.graph_io import load_onnx
 from ttsr.model.ttsr import INPUT_NAMES as MODEL_INPUTS
 
 SCOPE_KEY = "pkg.torch.onnx.name_scopes"
@@ -88,13 +89,7 @@ class RewriteReport:
 def _load(model_or_path: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
     if isinstance(model_or_path, onnx.ModelProto):
         return model_or_path
-    path = Path(model_or_path)
-    if not path.is_file():
-        raise RewriteError(f"{path}: no such ONNX file; export one first (ttsr export)")
-    try:
-        return onnx.load(path)
-    except Exception as exc:  # protobuf raises DecodeError, onnx raises its own
-        raise RewriteError(f"{path}: not a readable ONNX model ({exc})") from exc
+    return load_onnx(model_or_path, RewriteError, "export one first (ttsr export)")
 
 
 def is_rewritten(model_or_path: onnx.ModelProto | str | os.PathLike) -> bool:
