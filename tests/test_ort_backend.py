@@ -77,9 +77,20 @@ def test_fp16_graphs_round_every_op_to_float16(tmp_path):
     assert np.abs(sr - inputs.lq).max() >= 0.2  # float16 spacing at 1000 is 0.5
 
 
+def test_intra_op_threads_block_instead_of_spinning(tmp_path):
+    path = tmp_path / "tiny16.onnx"
+    onnx.save(_tiny_fp16_graph(), path)
+    options = OrtBackend(path).session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_bad_graphs_are_refused_with_one_line(models, tmp_path):
     with pytest.raises(OrtBackendError, match="no such ONNX file"):
         OrtBackend(tmp_path / "missing.onnx")
+    (tmp_path / "corrupt.onnx").write_bytes(b"\x00not a model")
+    with pytest.raises(OrtBackendError, match="not a readable ONNX model") as info:
+        OrtBackend(tmp_path / "corrupt.onnx")
+    assert "\n" not in str(info.value)
     model = onnx.load(models.rewritten)
     (node,) = [n for n in model.graph.node if n.op_type == contract.OP_TYPE]
     for attr in node.attribute:

@@ -175,6 +175,10 @@ class OrtBackend:
         path = Path(onnx_path)
         model, has_plugin = _session_model(load_onnx(path, OrtBackendError, "make one with `ttsr export`"))
         options = ort.SessionOptions()
+        # Idle intra-op threads busy-wait for work by default.  Where cores are shared (CI, small
+        # dev machines) the spinning threads steal the CPU from those doing the work: one run on a
+        # shared 2-core machine took 10x longer.  Blocking instead costs little at these op sizes.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
