@@ -1,4 +1,4 @@
-"""mypy over the TensorRT-facing code, against the tensorrt-stubs package.
+"""mypy over the whole ttsr package (mypy.ini), the TensorRT-facing code against the tensorrt-stubs package.
 
 tensorrt-stubs 10.13 installs ``tensorrt/__init__.pyi`` without a ``py.typed``
 marker and with a few lines that are not valid Python (parameters named ``in``,
@@ -66,7 +66,7 @@ def test_repair_def_fixes_the_two_known_stub_defects():
     assert "b: dict[str, int] = ..." in fixed and "c: int = ..." in fixed
 
 
-def test_mypy_passes_on_engine_and_runtime(tmp_path):
+def test_mypy_passes_on_the_ttsr_package(tmp_path):
     site = _site_packages_with_stubs()
     if site is None:
         pytest.fail("tensorrt-stubs is not installed; run bash scripts/setup.sh")

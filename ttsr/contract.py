@@ -67,6 +67,7 @@ Precision
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 OP_TYPE = "TTSRSearchTransfer"
 DOMAIN = "trt.plugins"
@@ -108,7 +109,7 @@ class Shapes:
     c1: int
 
     @classmethod
-    def from_inputs(cls, q, k, v3, v2, v1) -> "Shapes":
+    def from_inputs(cls, q: Any, k: Any, v3: Any, v2: Any, v1: Any) -> "Shapes":
         """Read and validate the sizes of the five inputs (anything with ``.shape``)."""
         n, ck, h, w = (int(d) for d in q.shape)
         shapes = cls(n, ck, h, w, int(k.shape[2]), int(k.shape[3]),
@@ -126,7 +127,7 @@ class Shapes:
         return ((n, 1, h, w), (n, self.c3, h, w), (n, self.c2, 2 * h, 2 * w),
                 (n, self.c1, 4 * h, 4 * w))
 
-    def check(self, *inputs) -> None:
+    def check(self, *inputs: Any) -> None:
         for name, tensor, want in zip(INPUT_NAMES, inputs, self.expected_inputs()):
             got = tuple(int(d) for d in tensor.shape)
             if got != want:

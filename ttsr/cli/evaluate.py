@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import click
 import numpy as np
 import torch
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 
 from ttsr.atomic import write_json_atomic
 from ttsr.cli.common import load_model

@@ -203,7 +203,7 @@ def fp16_estimate_command(checkpoint: Path | None, seed: int | None, onnx_path: 
 
     if (lr_path is None) != (ref_path is None):
         raise click.UsageError("give both --lr and --ref, or neither for the bundled demo pair")
-    if lr_path is None:
+    if lr_path is None or ref_path is None:
         lr_path, ref_path = DEMO_LR, DEMO_REF
         if not lr_path.is_file():
             raise click.UsageError(f"bundled demo pair not found ({lr_path}); give --lr and --ref")

@@ -152,10 +152,10 @@ def _open_backend(kind: str, *, engine: Path | None, onnx: Path | None, plugin: 
     if kind == "trt":
         if engine is None:
             raise click.UsageError("--backend trt needs --engine (build one with build_engine.py)")
-        from ttsr.runtime.trt_backend import EngineError
+        from ttsr.runtime.trt_backend import EngineError, TrtBackend
 
         try:
-            runner = open_backend("trt", engine=engine, plugin_library=plugin, cuda_graph=cuda_graph)
+            runner = TrtBackend(engine, plugin_library=plugin, cuda_graph=cuda_graph)
         except EngineError as exc:
             raise click.ClickException(str(exc)) from None
         _check_source(runner.sidecar.checkpoint_sha256, checkpoint, f"engine {engine}")

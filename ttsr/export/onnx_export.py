@@ -107,6 +107,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = MIN_O
         except Exception as exc:  # the exporter raises many unrelated types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ExportError(f"torch.onnx.export failed: {first}") from exc
+    if program is None:  # only the TorchScript exporter (dynamo=False) returns nothing
+        raise ExportError(f"torch.onnx.export returned no ONNX program (torch {torch.__version__}); "
+                          f"install the torch version pyproject.toml pins")
     try:
         save_checked_model(program.model_proto, path)
     except onnx.checker.ValidationError as exc:

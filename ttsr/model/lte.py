@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +25,7 @@ class ImageNormalize(nn.Conv2d):
         std_t = torch.tensor(std)
         with torch.no_grad():
             self.weight.copy_(torch.diag(1.0 / std_t).view(3, 3, 1, 1))
-            self.bias.copy_(-torch.tensor(mean) / std_t)
+            cast(Tensor, self.bias).copy_(-torch.tensor(mean) / std_t)  # Conv2d types it Optional
         self.requires_grad_(False)
 
 

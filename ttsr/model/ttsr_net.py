@@ -6,6 +6,8 @@ under the ``generator.`` prefix without renaming.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -36,7 +38,7 @@ class ResidualBlockNoBN(nn.Module):
         for conv in (self.conv1, self.conv2):
             nn.init.kaiming_normal_(conv.weight, a=0, mode="fan_in")
             conv.weight.data.mul_(0.1)
-            nn.init.zeros_(conv.bias)
+            nn.init.zeros_(cast(Tensor, conv.bias))  # Conv2d types it Optional; conv3x3 makes one
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.conv2(F.relu(self.conv1(x))) * self.res_scale

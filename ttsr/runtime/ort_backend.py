@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ttsr.data.prepare import ModelInputs
 
 PYOP_DOMAIN = "ai.onnx.contrib"
-_PYOP_TYPES = {TensorProto.FLOAT: f"{contract.OP_TYPE}Float32",
+_PYOP_TYPES: dict[int, str] = {TensorProto.FLOAT: f"{contract.OP_TYPE}Float32",
                TensorProto.FLOAT16: f"{contract.OP_TYPE}Float16"}
 _ATTRIBUTE_TYPES = {name: PyCustomOpDef.dt_int64 if isinstance(value, int) else PyCustomOpDef.dt_float
                     for name, value in contract.ATTRIBUTES.items()}
@@ -200,10 +200,10 @@ class OrtBackend:
 
     def run(self, inputs: ModelInputs) -> np.ndarray:
         """SR output (N, 3, 4H, 4W) float32 in [-1, 1]."""
-        feed = {name: np.ascontiguousarray(array, dtype=self._input_types[name])
+        feed: dict[str, np.ndarray] = {name: np.ascontiguousarray(array, dtype=self._input_types[name])
                 for name, array in inputs.as_dict().items()}
         (sr,) = self.session.run([OUTPUT_NAME], feed)
-        return sr.astype(np.float32, copy=False)
+        return np.asarray(sr, dtype=np.float32)
 
 
 def _ort_numpy_type(ort_type: str) -> type:

@@ -270,7 +270,7 @@ def _replace(model: onnx.ModelProto, scope: str, block: list[onnx.NodeProto],
     if survivors:
         raise RewriteError(f"block nodes {survivors[:5]} still feed the rest of the graph; "
                            f"the block cannot be replaced as a whole")
-    rewritten = gs.export_onnx(graph)
+    rewritten: onnx.ModelProto = gs.export_onnx(graph)
     # graph-surgeon drops node metadata; keep the exporter's scopes for later tools.
     metadata = {n.name: n.metadata_props for n in model.graph.node}
     for node in rewritten.graph.node:
