@@ -12,6 +12,7 @@ from ttsr.engine.builder import BuildError, BuildOptions, build_engine, check_op
 from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
 from ttsr.engine.profiles import ProfileError, Size, format_size, make_profile, parse_size
 from ttsr.engine.sidecar import HARDWARE_COMPAT_LEVELS, sidecar_path
+from ttsr.errors import first_line
 from ttsr.model import file_sha256
 
 EPILOG = """\b
@@ -71,10 +72,8 @@ def _graph(checkpoint: Path | None, onnx_path: Path | None, seed: int | None, pr
         click.echo("Exporting to ONNX and rewriting the search-transfer block ...")
         rewritten = export_rewritten(model, workdir, digest)
         return ensure_precision(rewritten, graph_precision, workdir), digest
-    except (OnnxInfoError, ValueError) as exc:  # RewriteError and FP16Error are ValueErrors
-        raise click.ClickException(str(exc).splitlines()[0]) from None
-    except RuntimeError as exc:  # ExportError
-        raise click.ClickException(str(exc).splitlines()[0]) from None
+    except (ValueError, RuntimeError) as exc:  # OnnxInfoError, RewriteError, FP16Error; ExportError
+        raise click.ClickException(first_line(exc)) from None
 
 
 @click.command("build-engine", epilog=EPILOG, context_settings={"max_content_width": 100})

@@ -18,6 +18,7 @@ from ttsr.cli.common import load_model
 from ttsr.engine.builder import tool_version
 from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
 from ttsr.engine.profiles import ProfileError, format_size
+from ttsr.errors import first_line
 from ttsr.model import file_sha256
 
 if TYPE_CHECKING:
@@ -122,11 +123,6 @@ def _check_device(name: str) -> None:
                                  param_hint="--torch-device")
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _warn(message: str) -> None:
     click.secho(f"warning: {message}", fg="yellow", err=True)
 
@@ -174,7 +170,7 @@ def _open_backend(kind: str, *, engine: Path | None, onnx: Path | None, plugin: 
         try:
             return open_backend("ort", onnx=onnx, threads=threads)
         except Exception as exc:  # OrtBackendError, NativeLibraryError, and ONNX Runtime's own (not RuntimeErrors)
-            raise click.ClickException(f"ONNX Runtime cannot run {onnx}: {_first_line(exc)}") from None
+            raise click.ClickException(f"ONNX Runtime cannot run {onnx}: {first_line(exc)}") from None
     return open_backend("torch", model=model, device=torch_device)
 
 
@@ -425,7 +421,7 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
                 outputs, latency = run_batches(runner, [job.inputs for job in jobs], batches, warmup,
                                                iterations, progress=bar.update)
             except Exception as exc:  # backends raise their libraries' own exception types
-                raise click.ClickException(f"{kind} backend failed: {_first_line(exc)}") from None
+                raise click.ClickException(f"{kind} backend failed: {first_line(exc)}") from None
         references = _reference_outputs(model, jobs, batches, outputs, kind, torch_device)
 
     rows, images = _score(jobs, outputs, references, metrics_convention, crop_border)

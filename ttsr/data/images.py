@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ttsr.atomic import atomic_output
+from ttsr.errors import first_line
 
 
 class ImageError(ValueError):
@@ -26,8 +27,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             image.load()
             rgb = ImageOps.exif_transpose(image).convert("RGB")
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ImageError(f"cannot read image {path} ({reason}); give a valid PNG/JPEG/BMP/TIFF file") from None
+        raise ImageError(f"cannot read image {path} ({first_line(exc)}); give a valid PNG/JPEG/BMP/TIFF file") from None
     return np.asarray(rgb, dtype=np.uint8).copy()
 
 

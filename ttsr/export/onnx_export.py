@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ttsr.atomic import atomic_output
+from ttsr.errors import first_line
 from ttsr.model.ttsr import INPUT_NAMES, OUTPUT_NAME
 
 MIN_OPSET = 18
@@ -105,16 +106,14 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = MIN_O
                 output_names=[OUTPUT_NAME], dynamic_shapes=_dynamic_shapes(),
                 external_data=False, verbose=False)
         except Exception as exc:  # the exporter raises many unrelated types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ExportError(f"torch.onnx.export failed: {first}") from exc
+            raise ExportError(f"torch.onnx.export failed: {first_line(exc)}") from exc
     if program is None:  # only the TorchScript exporter (dynamo=False) returns nothing
         raise ExportError(f"torch.onnx.export returned no ONNX program (torch {torch.__version__}); "
                           f"install the torch version pyproject.toml pins")
     try:
         save_checked_model(program.model_proto, path)
     except onnx.checker.ValidationError as exc:
-        raise ExportError(f"the exported graph fails onnx.checker: "
-                          f"{str(exc).strip().splitlines()[0]}") from exc
+        raise ExportError(f"the exported graph fails onnx.checker: {first_line(exc)}") from exc
     return path
 
 

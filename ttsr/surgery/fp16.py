@@ -33,6 +33,7 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from ttsr import contract
+from ttsr.errors import first_line
 from ttsr.export.onnx_export import save_checked_model
 from ttsr.surgery.graph_io import load_onnx
 
@@ -150,6 +151,5 @@ def convert_fp16(src: str | os.PathLike, dst: str | os.PathLike, *,
     try:
         save_checked_model(model, dst)
     except onnx.checker.ValidationError as exc:
-        raise FP16Error(f"the FP16 graph fails onnx.checker: "
-                        f"{str(exc).strip().splitlines()[0]}") from exc
+        raise FP16Error(f"the FP16 graph fails onnx.checker: {first_line(exc)}") from exc
     return dst

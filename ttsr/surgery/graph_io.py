@@ -7,6 +7,8 @@ from pathlib import Path
 
 import onnx
 
+from ttsr.errors import first_line
+
 
 def load_onnx(path: str | os.PathLike[str], error: type[Exception], fix: str) -> onnx.ModelProto:
     """The model in ``path``; a missing or unreadable file raises ``error`` with one line ending in ``fix``."""
@@ -16,6 +18,4 @@ def load_onnx(path: str | os.PathLike[str], error: type[Exception], fix: str) ->
     try:
         return onnx.load(path)
     except Exception as exc:  # protobuf raises DecodeError, onnx raises its own
-        text = str(exc).strip()
-        reason = text.splitlines()[0] if text else type(exc).__name__
-        raise error(f"{path}: not a readable ONNX model ({reason}); {fix}") from None
+        raise error(f"{path}: not a readable ONNX model ({first_line(exc)}); {fix}") from None

@@ -35,6 +35,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from ttsr import contract
+from ttsr.errors import first_line
 from ttsr.export.onnx_export import save_checked_model
 from ttsr.surgery.graph_io import load_onnx
 from ttsr.model.ttsr import INPUT_NAMES as MODEL_INPUTS
@@ -296,8 +297,7 @@ def rewrite_search_transfer(src: str | os.PathLike, dst: str | os.PathLike) -> R
     try:
         save_checked_model(rewritten, dst)
     except onnx.checker.ValidationError as exc:
-        raise RewriteError(f"the rewritten graph fails onnx.checker: "
-                           f"{str(exc).strip().splitlines()[0]}") from exc
+        raise RewriteError(f"the rewritten graph fails onnx.checker: {first_line(exc)}") from exc
     return RewriteReport(
         src=src, dst=dst, block_scope=scope, block_nodes=len(block),
         nodes_before=len(model.graph.node), nodes_after=len(rewritten.graph.node),
