@@ -39,7 +39,7 @@ def measure(implementation: str, side: int, repeats: int, threads: int) -> dict[
 
     from ttsr.contract import Shapes
     from ttsr.model.search_transfer import SearchTransfer
-    from ttsr.plugin.native import search_transfer_cpu, workspace_size
+    from ttsr.plugin.native import chunk_size, search_transfer_cpu, workspace_size
 
     torch.set_num_threads(threads)
     os.environ["TTSR_ST_CPU_THREADS"] = str(threads)  # read by the twin's GEMM at each call
@@ -68,7 +68,7 @@ def measure(implementation: str, side: int, repeats: int, threads: int) -> dict[
         times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     return {"ms": statistics.median(times[1:]) * 1e3, "peak_mb": (peak - before) / 2**20,
-            "workspace_mb": workspace_size(shapes) / 2**20,
+            "workspace_mb": workspace_size(shapes) / 2**20, "chunk": chunk_size(shapes),
             "relevance_mb": (side * side) ** 2 * 4 / 2**20}
 
 
@@ -109,13 +109,14 @@ def main(sizes: str, repeats: int, threads: int, child: str | None) -> None:
                f"median of {repeats} runs; peak = ru_maxrss - RSS before the op, fresh process each")
     click.echo("")
     click.echo("| LR = Ref | twin ms | reference ms | twin peak MB | reference peak MB "
-               "| twin workspace MB | reference relevance matrix MB |")
+               "| twin workspace MB (Ref chunk) | reference relevance matrix MB |")
     click.echo("|---|---:|---:|---:|---:|---:|---:|")
     for side in sides:
         twin = run_child("twin", side, repeats, threads)
         ref = run_child("reference", side, repeats, threads)
         click.echo(f"| {side}x{side} | {twin['ms']:.0f} | {ref['ms']:.0f} | {twin['peak_mb']:.0f} "
-                   f"| {ref['peak_mb']:.0f} | {twin['workspace_mb']:.1f} | {ref['relevance_mb']:.0f} |")
+                   f"| {ref['peak_mb']:.0f} | {twin['workspace_mb']:.1f} ({twin['chunk']:.0f}) "
+                   f"| {ref['relevance_mb']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -20,4 +20,9 @@ inline void logError(std::string const& message) noexcept
     log(nvinfer1::ILogger::Severity::kERROR, message);
 }
 
+inline void logInfo(std::string const& message) noexcept
+{
+    log(nvinfer1::ILogger::Severity::kINFO, message);
+}
+
 } // namespace ttsr_trt

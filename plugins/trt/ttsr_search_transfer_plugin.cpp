@@ -460,6 +460,12 @@ size_t TTSRSearchTransferPlugin::getWorkspaceSize(DynamicPluginTensorDesc const*
                 bytes = std::max(bytes, ttsr_st_workspace_size(&shape, dtype, mParams.refChunk));
             }
         }
+        shape.h = maxH;
+        shape.w = maxW;
+        // Logged at build time (INFO), so that a deployment engineer sees what bounds the plugin's memory.
+        logInfo("workspace " + std::to_string(bytes) + " bytes for the profile; at the largest shape the kernels score "
+            + std::to_string(ttsr_st_chunk_size(&shape, dtype, mParams.refChunk)) + " of "
+            + std::to_string(shape.hr * shape.wr) + " Ref positions per pass");
         return bytes;
     }
     catch (std::exception const&)
