@@ -4,6 +4,10 @@ Precision lives in the graph: an FP16 engine is built strongly typed from the
 FP16 graph (``ttsr.surgery.fp16``), an FP32 engine from the FP32 graph.  The
 weakly typed FP16 flag is used only when asked for and only where the installed
 TensorRT still has it (removed in 11.0).
+
+The steps take the TensorRT module as their first argument (``tensorrt``), so
+the tests can run them against TensorRT-RTX, whose Python API is TensorRT's
+and which builds engines on a machine without a GPU.
 """
 
 from __future__ import annotations
@@ -13,13 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Mapping
 
 from ttsr import contract
 from ttsr.atomic import write_bytes_atomic
 from ttsr.engine.gpu import GpuInfo, detect_gpu
 from ttsr.engine.onnx_info import inspect_onnx
-from ttsr.engine.profiles import Profile, check_graph_inputs
+from ttsr.engine.profiles import Profile, Shape, check_graph_inputs
 from ttsr.engine.sidecar import HARDWARE_COMPAT_LEVELS, EngineSidecar, PluginInfo, write_sidecar
 from ttsr.model import file_sha256
 
@@ -123,11 +128,18 @@ def check_options(options: BuildOptions) -> None:
         check_graph_inputs(profile, info.inputs)
 
 
-def _parse(network: "trt.INetworkDefinition", logger: "trt.ILogger", onnx_path: Path
-           ) -> "trt.OnnxParser":
-    import tensorrt as trt
+def network_flags(tensorrt: ModuleType, weak_fp16: bool = False) -> int:
+    """``create_network`` flags: strongly typed unless the weakly typed FP16 build is asked for."""
+    return 0 if weak_fp16 else 1 << int(tensorrt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
 
-    parser = trt.OnnxParser(network, logger)
+
+def parse_onnx(tensorrt: ModuleType, network: "trt.INetworkDefinition", logger: "trt.ILogger",
+               onnx_path: Path) -> "trt.OnnxParser":
+    """Parse ``onnx_path`` into ``network``; BuildError listing the parser's errors.
+
+    The parser owns the weights the network refers to: keep it until the build is done.
+    """
+    parser: "trt.OnnxParser" = tensorrt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = " | ".join(str(parser.get_error(i)).replace("\n", " ")
                             for i in range(parser.num_errors))
@@ -135,22 +147,24 @@ def _parse(network: "trt.INetworkDefinition", logger: "trt.ILogger", onnx_path: 
     return parser
 
 
-def _configure(builder: "trt.Builder", options: BuildOptions
-               ) -> tuple["trt.IBuilderConfig", "trt.ITimingCache | None"]:
-    import tensorrt as trt
-
+def create_config(tensorrt: ModuleType, builder: "trt.Builder", options: BuildOptions
+                  ) -> tuple["trt.IBuilderConfig", "trt.ITimingCache | None"]:
+    """The builder config of ``options`` without its profiles (see :func:`add_profile`)."""
     config = builder.create_builder_config()
     if options.workspace_mib is not None:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+        config.set_memory_pool_limit(tensorrt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
     if options.optimization_level is not None:
         config.builder_optimization_level = options.optimization_level
     level = options.hardware_compatibility.upper()
-    if not hasattr(trt.HardwareCompatibilityLevel, level):
-        raise BuildError(f"TensorRT {trt.__version__} has no hardware-compatibility level {level}; "
-                         f"choose another --hardware-compat")
-    config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, level)
+    # "none" is TensorRT's default; leaving it unset spares TensorRT-RTX, which has no such
+    # levels, a warning.
+    if level != "NONE":
+        if not hasattr(tensorrt.HardwareCompatibilityLevel, level):
+            raise BuildError(f"TensorRT {tensorrt.__version__} has no hardware-compatibility level "
+                             f"{level}; choose another --hardware-compat")
+        config.hardware_compatibility_level = getattr(tensorrt.HardwareCompatibilityLevel, level)
     if options.weak_fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
+        config.set_flag(tensorrt.BuilderFlag.FP16)
     cache = None
     if options.timing_cache is not None:
         blob = options.timing_cache.read_bytes() if options.timing_cache.is_file() else b""
@@ -158,12 +172,16 @@ def _configure(builder: "trt.Builder", options: BuildOptions
         if not config.set_timing_cache(cache, ignore_mismatch=False):
             raise BuildError(f"timing cache {options.timing_cache} was made by another TensorRT or GPU; "
                              f"delete it or give another --timing-cache path")
-    for profile in options.profiles:
-        trt_profile = builder.create_optimization_profile()
-        for name, (low, opt, high) in profile.shapes().items():
-            trt_profile.set_shape(name, trt.Dims(list(low)), trt.Dims(list(opt)), trt.Dims(list(high)))
-        config.add_optimization_profile(trt_profile)
     return config, cache
+
+
+def add_profile(tensorrt: ModuleType, builder: "trt.Builder", config: "trt.IBuilderConfig",
+                shapes: Mapping[str, tuple[Shape, Shape, Shape]]) -> None:
+    """Add one optimisation profile: input name -> (min, opt, max) shape, as :meth:`Profile.shapes` gives."""
+    trt_profile = builder.create_optimization_profile()
+    for name, (low, opt, high) in shapes.items():
+        trt_profile.set_shape(name, *(tensorrt.Dims(list(shape)) for shape in (low, opt, high)))
+    config.add_optimization_profile(trt_profile)
 
 
 def build_engine(options: BuildOptions) -> EngineSidecar:
@@ -180,12 +198,14 @@ def build_engine(options: BuildOptions) -> EngineSidecar:
     builder = trt.Builder(logger)
     load_plugin_library(builder.get_plugin_registry(), options.plugin_library)
 
-    flags = 0 if options.weak_fp16 else 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    network = builder.create_network(flags)
-    _parse(network, logger, options.onnx_path)
-    config, cache = _configure(builder, options)
+    network = builder.create_network(network_flags(trt, options.weak_fp16))
+    parser = parse_onnx(trt, network, logger, options.onnx_path)
+    config, cache = create_config(trt, builder, options)
+    for profile in options.profiles:
+        add_profile(trt, builder, config, profile.shapes())
 
     serialized = builder.build_serialized_network(network, config)
+    del parser
     if serialized is None:
         raise BuildError("TensorRT failed to build the engine (see its log above); try a smaller "
                          "profile or a larger --workspace")
