@@ -176,6 +176,7 @@ def test_parts_build_into_strongly_typed_engines(builds, models, variant):
     io_dtype, plugin_dtype = VARIANTS[variant]
     for part, result in ((part_a, result_a), (part_b, result_b)):
         assert result["built"] and not result["errors"], result["errors"]
+        assert not result["warnings"], result["warnings"]
         assert result["engine_bytes"] > 0
         assert Path(result["engine"]).stat().st_size == result["engine_bytes"]
         tensors = [v.name for v in [*part.graph.input, *part.graph.output]]
