@@ -1,7 +1,7 @@
 """TensorRT-RTX builds the rewritten graphs into real strongly typed engines on the CPU, plugin node aside.
 
 TensorRT-RTX aborts when a plugin layer is added, so each rewritten graph is
-cut at its TTSRSearchTransfer node (:func:`ttsr.surgery.split.split_at_plugin`)
+cut at its TTSRSearchTransfer node (:func:`_split.split_at_plugin`, a test helper)
 and both plugin-free parts are built, in a child process
 (``_rtx_build_probe.py``), through ``ttsr.engine.builder``'s own steps, for one
 compute capability, with our optimisation profile mapped onto the parts'
@@ -27,7 +27,7 @@ from ttsr import contract
 from ttsr.engine.profiles import Profile, Shape
 from ttsr.plugin.native import search_transfer_cpu
 from ttsr.runtime.ort_backend import OrtBackend
-from ttsr.surgery.split import SplitError, split_at_plugin
+from _split import SplitError, split_at_plugin
 
 PROBE = Path(__file__).with_name("_rtx_build_probe.py")
 # Every compute capability TensorRT-RTX offers builds these parts in the same time; SM80 is
