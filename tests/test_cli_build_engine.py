@@ -6,10 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import onnx
 import pytest
 from click.testing import CliRunner
+from onnx import TensorProto, helper
 
+from test_engine_build_flow import INPUTS, fake_tensorrt
+from ttsr import contract
 from ttsr.cli import main
+from ttsr.engine import builder as builder_module
+from ttsr.engine.gpu import GpuInfo
+from ttsr.engine.sidecar import read_sidecar
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +41,7 @@ def test_without_tensorrt_one_line_with_the_install_hint(tmp_path):
     assert result.exit_code == 1
     message = result.stderr.strip()
     assert len(message.splitlines()) == 1
-    assert message.startswith("Error: TensorRT is not installed") and "pip install tensorrt-cu12" in message
+    assert message.startswith("Error: TensorRT is not installed") and "pip install tensorrt-cu13 pycuda" in message
     assert list(tmp_path.iterdir()) == []
 
 
@@ -62,7 +69,7 @@ def test_help_teaches_through_the_shim():
     assert result.stdout.startswith("Usage: build_engine.py")
     for text in ("--checkpoint", "--precision", "--min-lr", "--max-ref", "--max-batch", "--workspace",
                  "--timing-cache", "--opt-level", "--hardware-compat", "--plugin", "Examples:",
-                 "strongly typed", "pip install tensorrt-cu12"):
+                 "strongly typed", "pip install tensorrt-cu13 pycuda"):
         assert text in result.stdout, text
 
 
@@ -72,3 +79,53 @@ def test_module_entry_point_lists_every_step():
     assert result.returncode == 0
     for command in ("build-engine", "infer", "export", "fp16-estimate", "evaluate"):
         assert command in result.stdout
+
+
+@pytest.fixture
+def fake_build(tmp_path, monkeypatch):
+    """A rewritten FP16 graph, a plugin file, and the recording TensorRT stand-in on a given GPU."""
+    def install(gpu: GpuInfo) -> dict:
+        calls: dict = {}
+        monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(calls))
+        monkeypatch.setattr(builder_module, "detect_gpu", lambda: gpu)
+        return calls
+
+    graph = tmp_path / "g.onnx"
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3, None, None]) for n in INPUTS]
+    weight = helper.make_tensor("w", TensorProto.FLOAT16, [1], [1.0])
+    node = helper.make_node(contract.OP_TYPE, list(INPUTS), ["sr"], domain=contract.DOMAIN)
+    output = helper.make_tensor_value_info("sr", TensorProto.FLOAT, None)
+    onnx.save(helper.make_model(helper.make_graph([node], "g", inputs, [output], [weight])), graph)
+    plugin = tmp_path / "libplugin.so"
+    plugin.write_bytes(b"plugin code")
+    args = ["--onnx", str(graph), "--plugin", str(plugin), "--opt-lr", "16", "--opt-ref", "64",
+            "--output", str(tmp_path / "ttsr.engine")]
+    return install, args
+
+
+def test_build_prints_and_records_the_plugin_workspace(fake_build, tmp_path):
+    install, args = fake_build
+    install(GpuInfo("Fake GPU", "8.9"))
+    result = build(*args)
+    assert result.exit_code == 0, result.output
+    (memory,) = read_sidecar(tmp_path / "ttsr.engine").plugin_memory
+    assert memory.ref_positions == 16 * 16
+    assert f"Plugin: {memory.describe()}" in result.stdout
+
+
+def test_ampere_plus_on_an_older_gpu_fails_before_any_work(fake_build, tmp_path):
+    install, args = fake_build
+    calls = install(GpuInfo("Tesla T4", "7.5"))
+    result = build(*args, "--hardware-compat", "ampere_plus")
+    assert result.exit_code == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "ampere_plus needs an Ampere or newer GPU" in result.stderr and calls == {}
+    assert not (tmp_path / "ttsr.engine").exists()
+
+
+def test_missing_plugin_file(fake_build, tmp_path):
+    install, args = fake_build
+    install(GpuInfo("Fake GPU", "8.9"))
+    (tmp_path / "libplugin.so").unlink()
+    result = build(*args)
+    assert result.exit_code == 1 and "libplugin.so does not exist; build it with" in result.stderr

@@ -13,16 +13,19 @@ import sys
 import types
 from enum import IntEnum
 
+import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
 from ttsr import contract
+from ttsr.contract import Shapes
 from ttsr.engine import builder as builder_module
 from ttsr.engine.builder import BuildError, BuildOptions, build_engine
 from ttsr.engine.gpu import GpuInfo
 from ttsr.engine.profiles import Profile
 from ttsr.engine.sidecar import read_sidecar
+from ttsr.plugin.native import NativeLibraryError, chunk_size, workspace_size
 
 INPUTS = ("lq", "lq_up", "ref", "ref_downup")
 
@@ -31,7 +34,8 @@ class Flag(IntEnum):
     STRONGLY_TYPED = 1
 
 
-def fake_tensorrt(calls: dict, *, has_fp16: bool = True, cache_accepted: bool = True) -> types.ModuleType:
+def fake_tensorrt(calls: dict, *, has_fp16: bool = True, cache_accepted: bool = True,
+                  plugin_loads: bool = True) -> types.ModuleType:
     trt = types.ModuleType("tensorrt")
     trt.__version__ = "10.99.0.1"
     trt.NetworkDefinitionCreationFlag = Flag
@@ -47,12 +51,12 @@ def fake_tensorrt(calls: dict, *, has_fp16: bool = True, cache_accepted: bool = 
             pass
 
     class Registry:
-        def load_library(self, path):
+        def load_library(self, path):  # noexcept in C++: None on failure
             calls["plugin"] = path
-            return object()
+            return object() if plugin_loads else None
 
         def get_creator(self, *args):
-            return object()
+            return object() if plugin_loads else None
 
     class Profile_:
         def set_shape(self, name, low, opt, high):
@@ -169,6 +173,12 @@ def test_strongly_typed_build_writes_engine_sidecar_and_cache(setup, tmp_path):
     assert sidecar.plugin.sha256 == hashlib.sha256(b"plugin code").hexdigest()
     assert sidecar.onnx_sha256 == hashlib.sha256(options.onnx_path.read_bytes()).hexdigest()
     assert sidecar.checkpoint_sha256 == "ab" * 32
+    assert sidecar.engine_sha256 == hashlib.sha256(b"serialized-engine").hexdigest()
+    # the plugin at the profile's largest shape: batch 4, LR 32x32, Ref 128x128 (search grid 32x32), float16
+    largest = Shapes(4, 256, 32, 32, 32, 32, 256, 128, 64)
+    (memory,) = sidecar.plugin_memory
+    assert memory.ref_positions == 32 * 32 and memory.ref_chunk == chunk_size(largest, np.float16)
+    assert memory.workspace_bytes >= workspace_size(largest, np.float16)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "g.onnx", "libplugin.so", "timing.cache", "ttsr.engine", "ttsr.engine.json"]
 
@@ -212,3 +222,33 @@ def test_no_gpu(setup, monkeypatch):
     monkeypatch.setattr(builder_module, "detect_gpu", lambda: None)
     with pytest.raises(BuildError, match="no NVIDIA GPU found"):
         build_engine(options)
+
+
+def test_ampere_plus_needs_an_ampere_gpu_to_build_on(setup, monkeypatch):
+    install, options = setup
+    calls = install()
+    monkeypatch.setattr(builder_module, "detect_gpu", lambda: GpuInfo("Tesla T4", "7.5"))
+    with pytest.raises(BuildError, match="ampere_plus needs an Ampere or newer GPU.*Tesla T4 is sm 7.5") as info:
+        build_engine(options)
+    assert "\n" not in str(info.value)
+    assert "plugin" not in calls and not options.output.exists()  # refused before TensorRT does anything
+
+
+def test_plugin_library_that_registers_nothing(setup):
+    install, options = setup
+    install(plugin_loads=False)
+    with pytest.raises(BuildError, match="did not load or registers no TTSRSearchTransfer version 1"):
+        build_engine(options)
+    assert not options.output.exists()
+
+
+def test_without_the_cpu_twin_the_plugin_memory_is_not_recorded(setup, monkeypatch):
+    install, options = setup
+    install()
+
+    def missing(profile, precision):
+        raise NativeLibraryError("libttsr_st_cpu.so not found")
+
+    monkeypatch.setattr(builder_module, "plugin_memory", missing)
+    assert build_engine(options).plugin_memory == []
+    assert read_sidecar(options.output).plugin_memory == []

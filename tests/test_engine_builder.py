@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
 from ttsr import contract
-from ttsr.engine.builder import BuildError, BuildOptions, check_options, require_tensorrt
+from ttsr.contract import Shapes
+from ttsr.engine.builder import BuildError, BuildOptions, check_options, plugin_memory, require_tensorrt
+from ttsr.plugin.native import chunk_size, workspace_size
 from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx, record_checkpoint
 from ttsr.engine.profiles import Profile, ProfileError
 
@@ -100,6 +103,25 @@ def test_missing_tensorrt_names_the_install_command():
         tensorrt = None
     if tensorrt is not None and hasattr(tensorrt, "Builder"):
         pytest.skip("TensorRT is installed here")
-    with pytest.raises(BuildError, match=r"pip install tensorrt-cu12") as info:
+    with pytest.raises(BuildError, match=r"pip install tensorrt-cu13 pycuda` \(TensorRT for the CUDA major") as info:
         require_tensorrt()
     assert "\n" not in str(info.value)
+
+
+def test_plugin_workspace_is_the_largest_over_the_profiles_lr_sizes():
+    """A smaller LR grid can need more workspace (the kernels then score more Ref positions per pass)."""
+    profile = Profile((35, 33), (40, 40), (40, 40), (480, 480), (480, 480), (480, 480), 1, 1, 2)
+
+    def shapes(h, w):
+        return Shapes(2, 256, h, w, 120, 120, 256, 128, 64)
+
+    memory = plugin_memory(profile, "fp32")
+    assert memory.workspace_bytes == workspace_size(shapes(35, 33)) > workspace_size(shapes(40, 40))
+    assert memory.ref_chunk == chunk_size(shapes(40, 40)) and memory.ref_positions == 120 * 120
+    assert plugin_memory(profile, "fp16").ref_chunk == chunk_size(shapes(40, 40), np.float16)
+
+
+def test_profile_beyond_the_plugins_sizes():
+    profile = Profile((12000, 12000), (12000, 12000), (12000, 12000), (64, 64), (64, 64), (64, 64))
+    with pytest.raises(BuildError, match="LR 12000x12000..12000x12000.*not supported.*use a smaller profile"):
+        plugin_memory(profile, "fp32")

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from ttsr.engine.profiles import Profile
-from ttsr.engine.sidecar import (EngineSidecar, PluginInfo, SidecarError, check_sidecar, read_sidecar,
-                                 sidecar_path, write_sidecar)
+from ttsr.engine.sidecar import (EngineSidecar, PluginInfo, PluginMemory, SidecarError, check_engine_hash,
+                                 check_sidecar, read_sidecar, sidecar_path, write_sidecar)
 
 
 def make_sidecar(**overrides):
@@ -13,7 +13,9 @@ def make_sidecar(**overrides):
         precision="fp16", hardware_compatibility="none",
         profiles=[Profile((8, 8), (16, 16), (32, 32), (32, 32), (64, 64), (128, 128), 1, 1, 2)],
         plugin=PluginInfo("TTSRSearchTransfer", "1", "build/libttsr_trt_plugin.so", "ab" * 32),
-        onnx_sha256="cd" * 32, checkpoint_sha256=None, build_time="2026-11-25T12:00:00+00:00",
+        onnx_sha256="cd" * 32, engine_sha256="ef" * 32,
+        plugin_memory=[PluginMemory(workspace_bytes=178_492_160, ref_chunk=900, ref_positions=3600)],
+        checkpoint_sha256=None, build_time="2026-11-25T12:00:00+00:00",
         tool_version="0.1.0")
     values.update(overrides)
     return EngineSidecar(**values)
@@ -35,6 +37,10 @@ def test_missing_and_corrupt_sidecars(tmp_path):
     with pytest.raises(SidecarError, match="not a valid engine sidecar"):
         read_sidecar(engine)
     data = json.loads(make_sidecar().to_json())
+    data["format_version"] = 1  # before engine_sha256 and plugin_memory
+    sidecar_path(engine).write_text(json.dumps(data))
+    with pytest.raises(SidecarError, match=r"format_version 1, this tool reads 2\); rebuild"):
+        read_sidecar(engine)
     data["format_version"] = 99
     sidecar_path(engine).write_text(json.dumps(data))
     with pytest.raises(SidecarError, match="format_version 99"):
@@ -64,3 +70,15 @@ def test_hardware_compatibility_levels():
     assert len(check_sidecar(same, "10.13.0.35", "8.9", "ab" * 32)) == 1
     odd = make_sidecar(hardware_compatibility="everything")
     assert "unknown hardware-compatibility level" in check_sidecar(odd, "10.13.0.35", "8.6", "ab" * 32)[0]
+
+
+def test_engine_hash_ties_the_sidecar_to_its_engine():
+    assert check_engine_hash(make_sidecar(), "ef" * 32) == []
+    (error,) = check_engine_hash(make_sidecar(), "01" * 32)
+    assert error.startswith("engine and sidecar do not belong together") and "rebuild" in error
+
+
+def test_plugin_memory_is_described_in_mib():
+    memory = make_sidecar().plugin_memory[0]
+    assert memory.describe() == ("workspace 170.2 MiB; at the largest shape the kernels score "
+                                 "900 of 3600 Ref positions per pass")

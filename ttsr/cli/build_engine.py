@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ttsr.cli.common import load_model
-from ttsr.engine.builder import BuildError, BuildOptions, build_engine, check_options, require_gpu, require_tensorrt
+from ttsr.engine.builder import (BuildError, BuildOptions, build_engine, check_hardware_compat, require_gpu,
+                                 require_plugin_file, require_tensorrt)
 from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
 from ttsr.engine.profiles import ProfileError, Size, format_size, make_profile, parse_size
 from ttsr.engine.sidecar import HARDWARE_COMPAT_LEVELS, sidecar_path
@@ -34,7 +35,8 @@ the LR image (the SR output is 4x), Ref sizes the Ref image after cropping to
 multiples of 4.  A missing --min/--max takes --opt.  The engine runs only
 with the TensorRT version and (unless --hardware-compat) the GPU it was built
 with; <output>.json records both and infer.py checks them before loading.
-Needs TensorRT (pip install tensorrt-cu12 pycuda, or pip install -e .[trt]),
+Needs TensorRT for the CUDA major the plugin library was built with
+(pip install tensorrt-cu13 pycuda, or pip install -e .[trt]),
 an NVIDIA GPU and the plugin library (bash scripts/setup.sh builds it where
 TensorRT's headers are found).
 """
@@ -133,12 +135,10 @@ def build_engine_command(checkpoint: Path | None, onnx_path: Path | None, seed: 
     # Everything a GPU build needs is checked before the (slow) export.
     try:
         require_tensorrt()
-        require_gpu()
+        check_hardware_compat(hardware_compat, require_gpu())
+        require_plugin_file(plugin_path)
     except BuildError as exc:
         raise click.ClickException(str(exc)) from None
-    if not plugin_path.is_file():
-        raise click.ClickException(f"plugin library {plugin_path} does not exist; build it with "
-                                   f"`bash scripts/setup.sh` (needs TensorRT headers) or pass --plugin")
     if not output.parent.is_dir():
         raise click.ClickException(f"output folder {output.parent} does not exist; create it first")
 
@@ -152,7 +152,6 @@ def build_engine_command(checkpoint: Path | None, onnx_path: Path | None, seed: 
             extra={"source": str(checkpoint or onnx_path or f"seed {seed}")})
         new_files = [p for p in (output, sidecar_path(output)) if not p.exists()]
         try:
-            check_options(options)
             click.echo(f"Building a {precision} engine: {profile.describe()} ...")
             sidecar = build_engine(options)
         except (BuildError, ProfileError, OnnxInfoError) as exc:
@@ -163,6 +162,11 @@ def build_engine_command(checkpoint: Path | None, onnx_path: Path | None, seed: 
                f"sm {sidecar.compute_capability}, {sidecar.precision}, hardware compatibility "
                f"{sidecar.hardware_compatibility})")
     click.echo(f"Sidecar: {sidecar_path(output)}")
+    if sidecar.plugin_memory:
+        click.echo(f"Plugin: {sidecar.plugin_memory[0].describe()}")
+    else:
+        click.echo("Plugin: workspace not computed (the CPU twin library libttsr_st_cpu.so is missing; "
+                   "bash scripts/setup.sh builds it)")
     click.echo(f"Profile: LR {format_size(profile.lr_min)}..{format_size(profile.lr_max)}, "
                f"Ref {format_size(profile.ref_min)}..{format_size(profile.ref_max)}, "
                f"batch {profile.batch_min}..{profile.batch_max}")

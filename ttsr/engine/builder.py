@@ -12,6 +12,7 @@ and which builds engines on a machine without a GPU.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,20 +21,25 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Mapping
 
+import numpy as np
+
 from ttsr import contract
 from ttsr.atomic import write_bytes_atomic
+from ttsr.contract import Shapes
 from ttsr.engine.gpu import GpuInfo, detect_gpu
 from ttsr.engine.onnx_info import inspect_onnx
-from ttsr.engine.profiles import Profile, Shape, check_graph_inputs
-from ttsr.engine.sidecar import HARDWARE_COMPAT_LEVELS, EngineSidecar, PluginInfo, write_sidecar
+from ttsr.engine.profiles import REF_MULTIPLE, Profile, Shape, check_graph_inputs
+from ttsr.engine.sidecar import (AMPERE, HARDWARE_COMPAT_LEVELS, EngineSidecar, PluginInfo, PluginMemory,
+                                 parse_compute_capability, write_sidecar)
 from ttsr.model import file_sha256
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
 PRECISIONS = ("fp16", "fp32")
-INSTALL_HINT = ("install it with `pip install tensorrt-cu12 pycuda` "
-                "(or `pip install -e .[trt]`) on a machine with an NVIDIA driver")
+FEATURE_CHANNELS = (256, 256, 128, 64)  # ck, c3, c2, c1 of the plugin inputs: TTSR's LTE levels
+INSTALL_HINT = ("install it with `pip install tensorrt-cu13 pycuda` (TensorRT for the CUDA major the "
+                "plugin library was built with; or `pip install -e .[trt]`) on a machine with an NVIDIA driver")
 PLUGIN_HINT = ("build it with `bash scripts/setup.sh` (cmake configures the plugin when it finds "
                "TensorRT: pass -DTensorRT_ROOT=/path/to/TensorRT) or pass --plugin")
 
@@ -72,21 +78,57 @@ def require_gpu() -> GpuInfo:
     return gpu
 
 
+def check_hardware_compat(level: str, gpu: GpuInfo) -> None:
+    """BuildError when this GPU cannot build an engine of hardware-compatibility ``level``."""
+    if level == "ampere_plus" and parse_compute_capability(gpu.compute_capability) < AMPERE:
+        raise BuildError(f"--hardware-compat ampere_plus needs an Ampere or newer GPU (sm >= 8.0) to build "
+                         f"on, this {gpu.name} is sm {gpu.compute_capability}; build with --hardware-compat none")
+
+
+def require_plugin_file(path: Path) -> None:
+    if not path.is_file():
+        raise BuildError(f"plugin library {path} does not exist; {PLUGIN_HINT}")
+
+
 def load_plugin_library(registry: "trt.IPluginRegistry", path: str | os.PathLike[str]) -> None:
     """Register the TTSRSearchTransfer creator from ``path`` (dynamic registration, getCreators)."""
     path = Path(path)
-    if not path.is_file():
-        raise BuildError(f"plugin library {path} does not exist; {PLUGIN_HINT}")
-    try:
-        handle = registry.load_library(str(path))
-    except Exception as exc:  # the bindings raise plain exceptions for dlopen failures
-        raise BuildError(f"plugin library {path} could not be loaded ({exc}); {PLUGIN_HINT}") from None
-    # load_library returns no handle when the creators are already registered (loaded earlier in
-    # this process); that is fine as long as the creator is there.
+    require_plugin_file(path)
+    # IPluginRegistry::loadLibrary is noexcept: a failed dlopen or a library without the entry
+    # points returns None (nullptr), as does a library whose creators were registered earlier in
+    # this process.  So the creator itself tells whether the plugin is usable.
+    handle = registry.load_library(str(path))
     if handle is None and registry.get_creator(contract.OP_TYPE, contract.PLUGIN_VERSION,
                                                contract.PLUGIN_NAMESPACE) is None:
-        raise BuildError(f"plugin library {path} loaded but registers no {contract.OP_TYPE} "
-                         f"version {contract.PLUGIN_VERSION}; {PLUGIN_HINT}")
+        raise BuildError(f"plugin library {path} did not load or registers no {contract.OP_TYPE} "
+                         f"version {contract.PLUGIN_VERSION} (TensorRT's log above says why); {PLUGIN_HINT}")
+
+
+def plugin_memory(profile: Profile, precision: str) -> PluginMemory:
+    """The plugin's workspace for ``profile`` and its Ref chunk at the profile's largest shape.
+
+    Computed as the plugin's getWorkspaceSize does it (the maximum over every LR size of the
+    profile, at the largest Ref), on the CPU twin library, which shares the kernels' plan.
+    Raises NativeLibraryError when that library is missing.
+    """
+    from ttsr.plugin.native import chunk_size, workspace_size
+
+    dtype = np.float16 if precision == "fp16" else np.float32
+    ref_chunk = int(contract.ATTRIBUTES["ref_chunk"])  # the value the graph rewrite writes
+    ck, c3, c2, c1 = FEATURE_CHANNELS
+    hr, wr = (side // REF_MULTIPLE for side in profile.ref_max)
+
+    def shapes(h: int, w: int) -> Shapes:
+        return Shapes(profile.batch_max, ck, h, w, hr, wr, c3, c2, c1)
+
+    (h_min, w_min), (h_max, w_max) = profile.lr_min, profile.lr_max
+    try:
+        workspace = max(workspace_size(shapes(h, w), dtype, ref_chunk)
+                        for h in range(h_min, h_max + 1) for w in range(w_min, w_max + 1))
+        chunk = chunk_size(shapes(h_max, w_max), dtype, ref_chunk)
+    except ValueError as exc:
+        raise BuildError(f"profile {profile.describe()}: {exc}; use a smaller profile") from None
+    return PluginMemory(workspace, chunk, hr * wr)
 
 
 @dataclass
@@ -190,10 +232,18 @@ def build_engine(options: BuildOptions) -> EngineSidecar:
     version = require_tensorrt()
     import tensorrt as trt
 
+    from ttsr.plugin.native import NativeLibraryError
+
     if options.weak_fp16 and not hasattr(trt.BuilderFlag, "FP16"):
         raise BuildError(f"TensorRT {version} has no weakly typed FP16 flag (removed in "
                          f"11.0); build strongly typed from the FP16 graph (drop --weak-fp16)")
     gpu = require_gpu()
+    check_hardware_compat(options.hardware_compatibility, gpu)
+    # The plugin logs its workspace at INFO, which the WARNING logger drops: compute it here.
+    try:
+        memory = [plugin_memory(profile, options.precision) for profile in options.profiles]
+    except NativeLibraryError:
+        memory = []
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     load_plugin_library(builder.get_plugin_registry(), options.plugin_library)
@@ -209,7 +259,8 @@ def build_engine(options: BuildOptions) -> EngineSidecar:
     if serialized is None:
         raise BuildError("TensorRT failed to build the engine (see its log above); try a smaller "
                          "profile or a larger --workspace")
-    write_bytes_atomic(options.output, bytes(serialized))
+    engine = bytes(serialized)
+    write_bytes_atomic(options.output, engine)
     if cache is not None and options.timing_cache is not None:
         write_bytes_atomic(options.timing_cache, bytes(config.get_timing_cache().serialize()))
 
@@ -223,6 +274,8 @@ def build_engine(options: BuildOptions) -> EngineSidecar:
         plugin=PluginInfo(contract.OP_TYPE, contract.PLUGIN_VERSION, str(options.plugin_library.resolve()),
                           file_sha256(options.plugin_library)),
         onnx_sha256=file_sha256(options.onnx_path),
+        engine_sha256=hashlib.sha256(engine).hexdigest(),
+        plugin_memory=memory,
         checkpoint_sha256=options.checkpoint_sha256,
         build_time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         tool_version=tool_version(),

@@ -3,7 +3,8 @@
 A serialized TensorRT engine runs only with the TensorRT version that built it,
 on the GPUs its hardware-compatibility level allows, and with the plugin
 library whose fields it stored.  The sidecar records all three, so that a
-mismatch is a one-line error instead of a crash inside ``deserialize_cuda_engine``.
+mismatch is a one-line error instead of a crash inside ``deserialize_cuda_engine``;
+it also records the engine's sha256, so that a sidecar is only used with its own engine.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from ttsr.atomic import write_bytes_atomic
 from ttsr.engine.profiles import Profile, ProfileError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: engine_sha256 and plugin_memory
 SIDECAR_SUFFIX = ".json"
 
 # TensorRT's HardwareCompatibilityLevel members, lower-cased as the CLI and the sidecar spell them.
@@ -37,6 +38,20 @@ class PluginInfo:
     sha256: str
 
 
+@dataclass(frozen=True)
+class PluginMemory:
+    """The plugin's device workspace for one profile, and how many of the Ref's search positions
+    (``ref_positions``, Ref/4 grid) its kernels score per pass at the profile's largest shape."""
+
+    workspace_bytes: int
+    ref_chunk: int
+    ref_positions: int
+
+    def describe(self) -> str:
+        return (f"workspace {self.workspace_bytes / 2**20:.1f} MiB; at the largest shape the kernels score "
+                f"{self.ref_chunk} of {self.ref_positions} Ref positions per pass")
+
+
 @dataclass
 class EngineSidecar:
     tensorrt_version: str
@@ -47,6 +62,8 @@ class EngineSidecar:
     profiles: list[Profile]
     plugin: PluginInfo
     onnx_sha256: str
+    engine_sha256: str
+    plugin_memory: list[PluginMemory]  # one per profile; empty when the CPU twin library was missing
     checkpoint_sha256: str | None
     build_time: str
     tool_version: str
@@ -69,6 +86,7 @@ class EngineSidecar:
                                  f"this tool reads {FORMAT_VERSION}")
             data["profiles"] = [Profile.from_dict(p) for p in data["profiles"]]
             data["plugin"] = PluginInfo(**data["plugin"])
+            data["plugin_memory"] = [PluginMemory(**m) for m in data["plugin_memory"]]
             return cls(**data)
         except (ValueError, KeyError, TypeError, ProfileError) as exc:
             raise SidecarError(f"{source} is not a valid engine sidecar ({exc}); "
@@ -105,6 +123,13 @@ def parse_compute_capability(text: str) -> tuple[int, int]:
         return int(major), int(minor)
     except ValueError:
         raise SidecarError(f"compute capability {text!r} is not MAJOR.MINOR") from None
+
+
+def check_engine_hash(sidecar: EngineSidecar, engine_sha256: str) -> list[str]:
+    if engine_sha256 != sidecar.engine_sha256:
+        return [f"engine and sidecar do not belong together (engine sha256 {engine_sha256[:12]}, the "
+                f"sidecar's {sidecar.engine_sha256[:12]}); rebuild the engine with build_engine.py"]
+    return []
 
 
 def check_sidecar(sidecar: EngineSidecar, trt_version: str, gpu_cc: str,

@@ -2,14 +2,20 @@
 
 Per call: pinned host buffers -> async H2D copies -> ``execute_async_v3`` ->
 async D2H copies, all on one stream, with CUDA events between the stages so
-that H2D, compute and D2H are timed separately.  With ``cuda_graph=True`` the
-enqueue of each input shape is captured once into a CUDA graph and replayed
-(fewer launch overheads; TensorRT needs one ordinary enqueue per shape first).
+that H2D, compute and D2H are timed separately.  Buffers are allocated once
+per profile at its largest shapes.  With ``cuda_graph=True`` the enqueue is
+captured into a CUDA graph and replayed while the input shape stays the same
+(fewer launch overheads).  A captured graph bakes in the shapes, addresses and
+state of the one execution context, so a new shape destroys it and captures
+again (after one ordinary enqueue, which TensorRT needs for a new shape).
+
+Use it as a context manager, or call ``close()``, to free its GPU memory.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ttsr.data.prepare import ModelInputs
-from ttsr.engine.builder import BuildError, require_gpu, require_tensorrt
+from ttsr.engine.builder import BuildError, load_plugin_library, require_gpu, require_tensorrt
 from ttsr.engine.profiles import Profile, choose_profile
-from ttsr.engine.sidecar import EngineSidecar, SidecarError, check_plugin, check_sidecar, read_sidecar
+from ttsr.engine.sidecar import (EngineSidecar, SidecarError, check_engine_hash, check_plugin, check_sidecar,
+                                 read_sidecar)
 from ttsr.model import file_sha256
 from ttsr.model.ttsr import INPUT_NAMES, OUTPUT_NAME
 
@@ -34,12 +41,26 @@ class EngineError(RuntimeError):
 
 @dataclass
 class _Buffers:
-    """Host (pinned) and device memory for one set of I/O shapes."""
+    """Host (pinned) and device memory for one profile, sized for its largest shapes.
 
-    profile: int
-    host: dict[str, np.ndarray]
+    Each run uses the leading part of every buffer (``host`` arrays are reshaped views),
+    so the device addresses, and with them the bindings, stay fixed per profile.
+    """
+
+    host: dict[str, np.ndarray]  # flat pinned arrays
     device: dict[str, Any]  # pycuda DeviceAllocation
-    graph_exec: int | None = None
+
+    def view(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        return self.host[name][:int(np.prod(shape))].reshape(shape)
+
+    def free(self) -> None:
+        for allocation in self.device.values():
+            allocation.free()
+        for array in self.host.values():
+            pinned: Any = array.base  # pycuda's pinned arrays hold their HostAllocation as .base
+            pinned.free()
+        self.device.clear()
+        self.host.clear()
 
 
 class _CudaGraphs:
@@ -56,20 +77,28 @@ class _CudaGraphs:
             raise EngineError(f"{what} failed with CUDA driver error {status}; run without --cuda-graph")
 
     def capture(self, stream_handle: int, enqueue: Any) -> int:
+        """Capture ``enqueue()`` on the stream into an instantiated graph; nothing leaks on failure."""
         global_mode = 0  # CU_STREAM_CAPTURE_MODE_GLOBAL
+        stream = ctypes.c_void_p(stream_handle)
         graph = ctypes.c_void_p()
-        self._check(self._lib.cuStreamBeginCapture_v2(ctypes.c_void_p(stream_handle), global_mode),
-                    "cuStreamBeginCapture")
+        self._check(self._lib.cuStreamBeginCapture_v2(stream, global_mode), "cuStreamBeginCapture")
         try:
             enqueue()
+        except BaseException:
+            # End the capture whatever it says (an invalidated capture fails here), so that the
+            # enqueue error is the one raised and the stream is usable again.
+            self._lib.cuStreamEndCapture(stream, ctypes.byref(graph))
+            if graph.value:
+                self._lib.cuGraphDestroy(graph)
+            raise
+        self._check(self._lib.cuStreamEndCapture(stream, ctypes.byref(graph)), "cuStreamEndCapture")
+        try:
+            graph_exec = ctypes.c_void_p()
+            self._check(self._lib.cuGraphInstantiateWithFlags(ctypes.byref(graph_exec), graph,
+                                                              ctypes.c_ulonglong(0)),
+                        "cuGraphInstantiate")
         finally:
-            self._check(self._lib.cuStreamEndCapture(ctypes.c_void_p(stream_handle), ctypes.byref(graph)),
-                        "cuStreamEndCapture")
-        graph_exec = ctypes.c_void_p()
-        self._check(self._lib.cuGraphInstantiateWithFlags(ctypes.byref(graph_exec), graph,
-                                                          ctypes.c_ulonglong(0)),
-                    "cuGraphInstantiate")
-        self._lib.cuGraphDestroy(graph)
+            self._lib.cuGraphDestroy(graph)
         return int(graph_exec.value or 0)
 
     def launch(self, graph_exec: int, stream_handle: int) -> None:
@@ -82,9 +111,9 @@ class _CudaGraphs:
 
 def _load_plugin(runtime: "trt.Runtime", path: Path) -> None:
     try:
-        runtime.get_plugin_registry().load_library(str(path))
-    except Exception as exc:  # the bindings raise plain exceptions for dlopen failures
-        raise EngineError(f"plugin library {path} could not be loaded ({exc})") from None
+        load_plugin_library(runtime.get_plugin_registry(), path)
+    except BuildError as exc:
+        raise EngineError(str(exc)) from None
 
 
 class TrtBackend:
@@ -107,7 +136,8 @@ class TrtBackend:
             raise EngineError(str(exc)) from None
         plugin = Path(plugin_library) if plugin_library is not None else Path(self.sidecar.plugin.library)
         plugin_hash = file_sha256(plugin) if plugin.is_file() else None
-        problems = check_plugin(self.sidecar, plugin_hash)
+        problems = (check_engine_hash(self.sidecar, hashlib.sha256(blob).hexdigest())
+                    + check_plugin(self.sidecar, plugin_hash))
         if problems:
             raise EngineError(f"{engine_path}: {problems[0]}")
         try:
@@ -136,11 +166,19 @@ class TrtBackend:
         self._stream = cuda.Stream()
         self._events = [cuda.Event() for _ in range(4)]
         self._graphs = _CudaGraphs() if cuda_graph else None
-        self._buffers: dict[tuple[int, ...], _Buffers] = {}
+        self._graph_exec: int | None = None
+        self._graph_key: tuple[int, ...] | None = None
+        self._buffers: dict[int, _Buffers] = {}
         self._profile: int | None = None
         self._dtypes: dict[str, np.dtype] = {name: np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
-                        for name in (*INPUT_NAMES, OUTPUT_NAME)}
+                                             for name in (*INPUT_NAMES, OUTPUT_NAME)}
         self.last_stages: dict[str, float] = {}
+
+    def __enter__(self) -> "TrtBackend":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def profiles(self) -> list[Profile]:
@@ -150,66 +188,89 @@ class TrtBackend:
     def input_dtype(self) -> np.dtype:
         return self._dtypes[INPUT_NAMES[0]]
 
-    def _select(self, inputs: ModelInputs) -> _Buffers:
-        arrays = inputs.as_dict()
-        key = tuple(d for name in INPUT_NAMES for d in arrays[name].shape)
-        buffers = self._buffers.get(key)
-        if buffers is None:
-            profile = choose_profile(self.sidecar.profiles, inputs.lr_size, inputs.ref_size, inputs.batch)
-            self._use_profile(profile)
-            self._set_shapes(arrays)
-            buffers = self._allocate(profile, arrays)
-            self._buffers[key] = buffers
-        self._use_profile(buffers.profile)
-        self._set_shapes(arrays)
-        self._bind(arrays, buffers)
-        return buffers
-
     def _use_profile(self, profile: int) -> None:
         if profile != self._profile:
-            self._context.set_optimization_profile_async(profile, self._stream.handle)
+            if not self._context.set_optimization_profile_async(profile, self._stream.handle):
+                raise EngineError(f"TensorRT refused optimisation profile {profile} of the engine "
+                                  f"(see its log above); rebuild the engine with build_engine.py")
             self._profile = profile
 
-    def _set_shapes(self, arrays: dict[str, np.ndarray]) -> None:
+    def _set_shapes(self, shapes: dict[str, tuple[int, ...]]) -> None:
         for name in INPUT_NAMES:
-            if not self._context.set_input_shape(name, arrays[name].shape):
-                raise EngineError(f"engine rejects shape {arrays[name].shape} for input {name}")
+            if not self._context.set_input_shape(name, shapes[name]):
+                raise EngineError(f"engine rejects shape {shapes[name]} for input {name}")
 
-    def _allocate(self, profile: int, arrays: dict[str, np.ndarray]) -> _Buffers:
-        shapes = {name: tuple(arrays[name].shape) for name in INPUT_NAMES}
+    def _output_shape(self) -> tuple[int, ...]:
         dims = self._context.get_tensor_shape(OUTPUT_NAME)
-        shapes[OUTPUT_NAME] = tuple(int(dims[axis]) for axis in range(len(dims)))
-        host = {name: self._cuda.pagelocked_empty(shape, self._dtypes[name]) for name, shape in shapes.items()}
-        device = {name: self._cuda.mem_alloc(host[name].nbytes) for name in shapes}
-        return _Buffers(profile, host, device)
+        return tuple(int(dims[axis]) for axis in range(len(dims)))
 
-    def _bind(self, arrays: dict[str, np.ndarray], buffers: _Buffers) -> None:
-        for name in INPUT_NAMES:
-            np.copyto(buffers.host[name], arrays[name], casting="same_kind")
+    def _buffers_for(self, profile: int) -> _Buffers:
+        """The profile's buffers, allocated at its largest shapes on first use, and bound."""
+        buffers = self._buffers.get(profile)
+        if buffers is None:
+            largest = {name: high for name, (_, _, high) in self.sidecar.profiles[profile].shapes().items()}
+            self._set_shapes(largest)
+            counts = {name: int(np.prod(shape)) for name, shape in largest.items()}
+            counts[OUTPUT_NAME] = int(np.prod(self._output_shape()))
+            host = {name: self._cuda.pagelocked_empty((count,), self._dtypes[name])
+                    for name, count in counts.items()}
+            device = {name: self._cuda.mem_alloc(array.nbytes) for name, array in host.items()}
+            buffers = self._buffers[profile] = _Buffers(host, device)
         for name, allocation in buffers.device.items():
-            self._context.set_tensor_address(name, int(allocation))
+            if not self._context.set_tensor_address(name, int(allocation)):
+                raise EngineError(f"TensorRT refused the device address of tensor {name}; "
+                                  f"the engine does not have the TTSR inputs/output, rebuild it")
+        return buffers
+
+    def _select(self, inputs: ModelInputs) -> tuple[_Buffers, dict[str, np.ndarray]]:
+        """Profile, shapes and bindings for ``inputs``, copied into the pinned buffers; returns their views."""
+        arrays = inputs.as_dict()
+        profile = choose_profile(self.sidecar.profiles, inputs.lr_size, inputs.ref_size, inputs.batch)
+        if profile != self._profile:
+            self._use_profile(profile)
+            buffers = self._buffers_for(profile)
+        else:
+            buffers = self._buffers[profile]
+        shapes = {name: tuple(arrays[name].shape) for name in INPUT_NAMES}
+        self._set_shapes(shapes)
+        shapes[OUTPUT_NAME] = self._output_shape()
+        views = {name: buffers.view(name, shape) for name, shape in shapes.items()}
+        for name in INPUT_NAMES:
+            np.copyto(views[name], arrays[name], casting="same_kind")
+        return buffers, views
 
     def _enqueue(self) -> None:
         if not self._context.execute_async_v3(self._stream.handle):
             raise EngineError("TensorRT execute_async_v3 failed (see its log above)")
 
+    def _compute(self, key: tuple[int, ...]) -> None:
+        if self._graphs is None:
+            self._enqueue()
+            return
+        graph_exec = self._graph_exec
+        if graph_exec is None or key != self._graph_key:
+            self._drop_graph()
+            self._enqueue()  # TensorRT sets up shape-dependent state outside of capture
+            graph_exec = self._graphs.capture(self._stream.handle, self._enqueue)
+            self._graph_exec, self._graph_key = graph_exec, key
+        self._graphs.launch(graph_exec, self._stream.handle)
+
+    def _drop_graph(self) -> None:
+        if self._graphs is not None and self._graph_exec is not None:
+            self._graphs.destroy(self._graph_exec)
+        self._graph_exec = self._graph_key = None
+
     def run(self, inputs: ModelInputs) -> np.ndarray:
-        buffers = self._select(inputs)
+        buffers, views = self._select(inputs)
         cuda, stream = self._cuda, self._stream
         start, after_h2d, after_compute, end = self._events
         start.record(stream)
         for name in INPUT_NAMES:
-            cuda.memcpy_htod_async(buffers.device[name], buffers.host[name], stream)
+            cuda.memcpy_htod_async(buffers.device[name], views[name], stream)
         after_h2d.record(stream)
-        if self._graphs is None:
-            self._enqueue()
-        else:
-            if buffers.graph_exec is None:
-                self._enqueue()  # TensorRT sets up shape-dependent state outside of capture
-                buffers.graph_exec = self._graphs.capture(stream.handle, self._enqueue)
-            self._graphs.launch(buffers.graph_exec, stream.handle)
+        self._compute(tuple(d for name in INPUT_NAMES for d in views[name].shape))
         after_compute.record(stream)
-        cuda.memcpy_dtoh_async(buffers.host[OUTPUT_NAME], buffers.device[OUTPUT_NAME], stream)
+        cuda.memcpy_dtoh_async(views[OUTPUT_NAME], buffers.device[OUTPUT_NAME], stream)
         end.record(stream)
         end.synchronize()
         self.last_stages = {
@@ -217,11 +278,13 @@ class TrtBackend:
             "compute": after_h2d.time_till(after_compute),
             "d2h": after_compute.time_till(end),
         }
-        return np.array(buffers.host[OUTPUT_NAME], dtype=np.float32)
+        return np.array(views[OUTPUT_NAME], dtype=np.float32)
 
     def close(self) -> None:
-        if self._graphs is not None:
-            for buffers in self._buffers.values():
-                if buffers.graph_exec is not None:
-                    self._graphs.destroy(buffers.graph_exec)
+        """Free the CUDA graph and every buffer (the engine and context go with the object)."""
+        self._stream.synchronize()
+        self._drop_graph()
+        for buffers in self._buffers.values():
+            buffers.free()
         self._buffers.clear()
+        self._profile = None
