@@ -4,17 +4,37 @@
 #   1. builds libttsr_st_cuda.so into build/gpu-check (for this GPU's architecture),
 #   2. runs scripts/gpu_check.py: accuracy against the PyTorch reference block, then the
 #      latency / peak-memory benchmark. Extra arguments go to gpu_check.py (see --help).
-# Environment: PYTHON (default .venv/bin/python, else python3), CUDA_ARCHS (default: native).
+# Exit status 1 when the build fails or an accuracy check misses its threshold.
+# Environment: PYTHON (default .venv/bin/python, else python3), CUDA_ARCHS (default: this
+# GPU's, see cuda_archs), GPU_CHECK_BUILD_DIR (default build/gpu-check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The architectures to compile for: `native` where CMake knows it (3.24+; CMakeLists.txt
+# accepts 3.18), else the compute capability nvidia-smi reports (9.0 -> 90), else nothing,
+# which leaves CMakeLists.txt's default list.
+cuda_archs() {
+    local version caps
+    version=$(cmake --version | sed -n '1s/^cmake version \([0-9][0-9.]*\).*/\1/p')
+    if [ -n "$version" ] && [ "$(printf '%s\n' 3.24 "$version" | sort -V | head -1)" = 3.24 ]; then
+        echo native
+        return
+    fi
+    caps=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | tr -d ' .' | sort -u \
+        | grep -E '^[0-9]+$' | paste -sd ';') || true
+    echo "$caps"
+}
+
 if [ -z "${PYTHON:-}" ]; then
     if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
-build_dir=build/gpu-check
-mkdir -p build
+build_dir=${GPU_CHECK_BUILD_DIR:-build/gpu-check}
+archs=${CUDA_ARCHS:-$(cuda_archs)}
+arch_args=()
+if [ -n "$archs" ]; then arch_args=(-DCMAKE_CUDA_ARCHITECTURES="$archs"); fi
+mkdir -p "$(dirname "$build_dir")"
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release \
-    -DPython3_EXECUTABLE="$(command -v "$PYTHON")" \
-    -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-native}" > "$build_dir.log" 2>&1 \
+    -DPython3_EXECUTABLE="$(command -v "$PYTHON")" ${arch_args[@]+"${arch_args[@]}"} > "$build_dir.log" 2>&1 \
     || { cat "$build_dir.log"; exit 1; }
 if ! grep -q "cuBLAS:" "$build_dir.log"; then
     grep -i "skipped\|not found" "$build_dir.log" >&2 || true

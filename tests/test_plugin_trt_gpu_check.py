@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
+
+from ttsr.plugin import native
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
 
@@ -141,41 +145,152 @@ class _TwinKernels:
     """The host twin behind gpu_check's kernel interface: same index math and GEMM arguments
     as the CUDA kernels, so the accuracy pipeline runs end to end on the CPU."""
 
+    def chunk_size(self, shapes, dtype, ref_chunk):
+        return native.chunk_size(shapes, dtype, ref_chunk)
+
     def prepare(self, inputs, ref_chunk=0):
-        from ttsr.plugin.native import search_transfer_cpu
-
         arrays = [t.numpy() for t in inputs]
-        return lambda: tuple(torch.from_numpy(a) for a in search_transfer_cpu(*arrays, ref_chunk=ref_chunk))
+        return lambda: tuple(torch.from_numpy(a) for a in native.search_transfer_cpu(*arrays, ref_chunk=ref_chunk))
 
 
-def test_accuracy_pipeline_on_the_host_twin(gpu_check):
-    results = gpu_check.check_accuracy(_TwinKernels(), seed=0, ref_chunk=256, device="cpu")
-    assert [r.case for r in results] == list(gpu_check.ACCURACY_CASES)
-    for r in results:
-        assert max(r.fp32_max_abs) <= 1e-5, r
-        assert r.fp16_agreement >= 0.95, r
-        assert min(r.fp16_psnr_db) >= 40, r
-    table = gpu_check.accuracy_table(results).splitlines()
-    assert len(table) == 2 + len(results)
-    assert table[2].startswith("| N=1 LR 40x40 Ref 40x40 C=256,256,128,64 |")
+class _MirroredRefAtChunk7(_TwinKernels):
+    """Wrong kernels: at ref_chunk 7 they search a mirrored Ref (picking the wrong patches)."""
+
+    def prepare(self, inputs, ref_chunk=0):
+        if ref_chunk == 7:
+            inputs = (inputs[0], inputs[1].flip(-1), *inputs[2:])
+        return super().prepare(inputs, ref_chunk)
 
 
-def test_cuda_library_binding_without_a_gpu(gpu_check):
+class _LoudFp16Textures(_TwinKernels):
+    """Wrong kernels: FP16 textures 10% too large (FP32 and the FP16 argmax are right)."""
+
+    def prepare(self, inputs, ref_chunk=0):
+        run = super().prepare(inputs, ref_chunk)
+        if inputs[0].dtype != torch.float16:
+            return run
+        return lambda: (lambda s, *t: (s, *(x * 1.1 for x in t)))(*run())
+
+
+def _small_cases(gpu_check):
+    """The accuracy cases whose Ref has at most 45 positions: ref_chunk 1 stays fast on the CPU."""
+    return [c for c in gpu_check.ACCURACY_CASES if c.hr * c.wr <= 45]
+
+
+def test_accuracy_pipeline_on_the_host_twin(gpu_check, capsys):
+    cases = _small_cases(gpu_check)
+    assert len(cases) == 3
+    failures = gpu_check.accuracy_report(_TwinKernels(), seed=0, cases=cases, device="cpu")
+    assert failures == []
+    lines = capsys.readouterr().out.splitlines()
+    table = [line for line in lines if line.startswith("|")]
+    assert len(table) == 2 + len(cases) * len(gpu_check.REF_CHUNKS)
+    # Case(1, 12, 30, 9, 5): 45 Ref positions in one pass, in 45 and in 7 (6 full + 3)
+    assert [row.split(" | ")[1:3] for row in table[2:5]] == [["0", "45 / 45"], ["1", "1 / 45"], ["7", "7 / 45"]]
+    assert "PASSED: all 9 accuracy checks" in lines
+
+    # The batch-2 case with partial chunks of 7 (899 = 128 * 7 + 3), on a budget
+    results = gpu_check.check_accuracy(_TwinKernels(), seed=0, ref_chunks=(7,),
+                                       cases=[gpu_check.ACCURACY_CASES[1]], device="cpu")
+    assert gpu_check.accuracy_failures(results) == []
+    assert all(e <= gpu_check.FP32_MAX_ABS for e in results[0].fp32_max_abs)
+
+
+def test_accuracy_cases_run_the_cross_chunk_merge(gpu_check):
     from ttsr.contract import Shapes
-    from ttsr.plugin.native import library_dir, workspace_size
 
-    path = library_dir() / "libttsr_st_cuda.so"
+    def chunk(case, ref_chunk):
+        shapes = Shapes(case.n, case.channels[0], case.h, case.w, case.hr, case.wr, *case.channels[1:])
+        return native.chunk_size(shapes, np.float32, ref_chunk)
+
+    # Even the kernels' own chunk (ref_chunk 0) is smaller than some case's Ref, with a partial last pass.
+    assert any(chunk(c, 0) < c.hr * c.wr and c.hr * c.wr % chunk(c, 0) for c in gpu_check.ACCURACY_CASES)
+    assert {1, 7} <= set(gpu_check.REF_CHUNKS)
+    many = [c for c in gpu_check.ACCURACY_CASES if c.hr * c.wr > 7]
+    assert len(many) >= 4
+    for case in many:
+        assert chunk(case, 7) == 7 and case.hr * case.wr % 7, case
+
+
+def _result(gpu_check, fp32=(0.0, 1e-6, 5e-6, 1e-5), agreement=0.99, psnr=(60.0, math.inf, 41.0)):
+    return gpu_check.AccuracyResult(gpu_check.ACCURACY_CASES[2], 7, 7, fp32, 0.0, agreement, 0.01, psnr)
+
+
+def test_failures_name_each_missed_threshold(gpu_check):
+    assert gpu_check.accuracy_failures([_result(gpu_check)]) == []  # bounds are inclusive, inf PSNR passes
+    label = "N=1 LR 12x30 Ref 9x5 C=256,256,128,64 ref_chunk=7"
+    [line] = gpu_check.accuracy_failures([_result(gpu_check, fp32=(0.0, 0.0, 2e-5, 0.0))])
+    assert line == f"{label}: FP32 max abs error > 1e-05 (s 0.00e+00, t3 0.00e+00, t2 2.00e-05, t1 0.00e+00)"
+    [line] = gpu_check.accuracy_failures([_result(gpu_check, agreement=0.949)])
+    assert line == f"{label}: FP16 argmax agreement 94.900% < 95%"
+    [line] = gpu_check.accuracy_failures([_result(gpu_check, psnr=(50.0, 39.9, 50.0))])
+    assert line == f"{label}: FP16 texture PSNR < 40 dB (t3 50.00, t2 39.90, t1 50.00 dB)"
+    both = gpu_check.accuracy_failures([_result(gpu_check), _result(gpu_check, agreement=0.5, psnr=(1.0, 1.0, 1.0))])
+    assert len(both) == 1 and "agreement" in both[0] and "PSNR" in both[0]
+
+
+@pytest.mark.parametrize("field", ["fp32", "agreement", "psnr"])
+def test_nan_fails(gpu_check, field):
+    nan = math.nan
+    values = {"fp32": (0.0, nan, 0.0, 0.0), "agreement": nan, "psnr": (nan, 50.0, 50.0)}
+    assert len(gpu_check.accuracy_failures([_result(gpu_check, **{field: values[field]})])) == 1
+
+
+def test_wrong_kernels_fail_the_check(gpu_check, capsys):
+    case = gpu_check.ACCURACY_CASES[2]
+    failures = gpu_check.accuracy_report(_MirroredRefAtChunk7(), seed=0, ref_chunks=(0, 7), cases=[case],
+                                         device="cpu")
+    assert len(failures) == 1
+    assert failures[0].startswith(f"{case.label} ref_chunk=7: FP32 max abs error > 1e-05")
+    assert "FP16 argmax agreement" in failures[0]
+    out = capsys.readouterr().out
+    assert "FAILED: 1 of 2 accuracy checks" in out and f"- {failures[0]}" in out
+
+    failures = gpu_check.accuracy_report(_LoudFp16Textures(), seed=0, ref_chunks=(0,), cases=[case], device="cpu")
+    assert len(failures) == 1 and failures[0].startswith(f"{case.label} ref_chunk=0: FP16 texture PSNR < 40 dB (")
+
+
+def test_cuda_binding_plans_like_the_twin_without_a_gpu(gpu_check):
+    from ttsr.contract import Shapes
+
+    path = native.library_dir() / native.CUDA_LIBRARY
     if not path.is_file():
         pytest.skip(f"{path} not built (needs nvcc and cuBLAS)")
-    kernels = gpu_check.CudaKernels(path)
-    shapes = Shapes(2, 256, 23, 17, 31, 29, 256, 128, 64)
-    assert kernels.workspace_bytes(shapes, half=False) == workspace_size(shapes)
-    assert kernels.workspace_bytes(shapes, half=True, ref_chunk=5) == workspace_size(shapes, "float16", 5)
-    with pytest.raises(gpu_check.KernelError, match="rejected"):
-        kernels.workspace_bytes(Shapes(1, 256, 0, 4, 4, 4, 256, 128, 64), half=False)
+    op = native.CudaSearchTransfer(path)
+    for shapes in (Shapes(2, 256, 23, 17, 31, 29, 256, 128, 64), Shapes(1, 256, 96, 96, 48, 48, 256, 128, 64)):
+        for dtype, ref_chunk in ((np.float32, 0), (np.float16, 5), (np.float32, 7)):
+            assert op.workspace_size(shapes, dtype, ref_chunk) == native.workspace_size(shapes, dtype, ref_chunk)
+            assert op.chunk_size(shapes, dtype, ref_chunk) == native.chunk_size(shapes, dtype, ref_chunk)
+    assert gpu_check.CudaKernels(path).chunk_size(shapes, np.float32, 0) == native.chunk_size(shapes)
+    with pytest.raises(ValueError, match="not supported"):
+        op.workspace_size(Shapes(1, 256, 0, 4, 4, 4, 256, 128, 64))
+    with pytest.raises(ValueError, match="5 input and 4 output addresses"):
+        op.enqueue(shapes, np.float32, 0, [0] * 4, [0] * 4, 0)
     if not torch.cuda.is_available():
-        with pytest.raises(gpu_check.KernelError, match="^ttsr_st_context_create: "):
-            kernels.open()
+        with pytest.raises(native.NativeOpError, match="^ttsr_st_context_create: "):
+            op.open()
+        with pytest.raises(native.NativeOpError, match="^ttsr_st_context_create: "):
+            op.enqueue(shapes, np.float32, 0, [0] * 5, [0] * 4, 0)
+
+
+def test_missing_cuda_library_names_the_fix(gpu_check, tmp_path):
+    with pytest.raises(native.NativeLibraryError, match=r"libttsr_st_cuda\.so not found: .*--target ttsr_st_cuda"):
+        gpu_check.CudaKernels(tmp_path / "libttsr_st_cuda.so")
+    (tmp_path / "broken.so").write_bytes(b"not a library")
+    with pytest.raises(native.NativeLibraryError, match="^cannot load .*broken.so"):
+        native.CudaSearchTransfer(tmp_path / "broken.so")
+
+
+def test_importing_native_loads_no_cuda_library():
+    """native is imported on CPU machines: the twin must run without mapping the CUDA kernels."""
+    code = ("import numpy as np, sys; from ttsr.contract import Shapes; from ttsr.plugin import native; "
+            "shapes = Shapes(1, 2, 2, 2, 2, 2, 1, 1, 1); "
+            "native.search_transfer_cpu(*(np.ones(s, np.float32) for s in shapes.expected_inputs())); "
+            "maps = open('/proc/self/maps').read(); "
+            "print('libttsr_st_cpu' in maps, 'libttsr_st_cuda' in maps, 'libcudart' in maps, 'libcublas' in maps)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(native.__file__).parents[2]).stdout
+    assert out.split() == ["True", "False", "False", "False"]
 
 
 def test_benchmark_report_rows_largest_sizes_and_notes(gpu_check):
@@ -207,3 +322,40 @@ def test_benchmark_report_rows_largest_sizes_and_notes(gpu_check):
     assert notes[3].startswith("kernels FP32: extrapolated memory limit ~")
     assert all(n == 5 for kind, side, n in calls if side in (40, 80, 120))
     assert all(n == 1 for kind, side, n in calls if side > 120)
+
+
+def _fake_tool(folder: Path, name: str, body: str) -> None:
+    path = folder / name
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+@pytest.mark.parametrize("cmake_version, caps, cuda_archs, expected", [
+    ("3.25.1", "9.0", None, "native"),
+    ("3.24.0", None, None, "native"),
+    ("3.22.1", "9.0", None, "90"),
+    ("3.18.4", "8.6\n9.0\n8.6", None, "86;90"),
+    ("3.9.2", "12.0", None, "120"),  # a version sort, not a string sort: 3.9 < 3.24
+    ("3.22.1", None, None, None),  # no GPU: CMakeLists.txt's default list
+    ("3.22.1", "9.0", "75;80", "75;80"),  # CUDA_ARCHS wins
+])
+def test_gpu_check_sh_picks_cuda_architectures(tmp_path, cmake_version, caps, cuda_archs, expected):
+    """gpu_check.sh against a fake cmake (records its arguments, then fails) and a fake nvidia-smi."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _fake_tool(bin_dir, "cmake", f'if [ "$1" = --version ]; then echo "cmake version {cmake_version}"; exit 0; fi\n'
+                                 'for a in "$@"; do echo "ARG $a"; done; exit 1')
+    if caps is None:  # as nvidia-smi answers without a driver: an error on stdout
+        _fake_tool(bin_dir, "nvidia-smi", "echo 'NVIDIA-SMI has failed because it could not communicate'; exit 9")
+    else:
+        _fake_tool(bin_dir, "nvidia-smi", f"printf '{caps}\\n'")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "GPU_CHECK_BUILD_DIR": str(tmp_path / "build" / "gpu-check"),
+           "PYTHON": sys.executable}
+    if cuda_archs is not None:
+        env["CUDA_ARCHS"] = cuda_archs
+    result = subprocess.run(["bash", str(SCRIPT.with_suffix(".sh"))], capture_output=True, text=True, env=env)
+    assert result.returncode == 1, result.stderr
+    args = [line[4:] for line in result.stdout.splitlines() if line.startswith("ARG ")]
+    assert str(tmp_path / "build" / "gpu-check") in args  # -B, so the repo is left alone
+    archs = [a.split("=", 1)[1] for a in args if a.startswith("-DCMAKE_CUDA_ARCHITECTURES=")]
+    assert archs == ([] if expected is None else [expected])

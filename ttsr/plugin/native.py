@@ -1,7 +1,10 @@
-"""ctypes bindings of the search-transfer host twin (``build/libttsr_st_cpu.so``).
+"""ctypes bindings of the search-transfer libraries: the host twin (``libttsr_st_cpu.so``)
+and the CUDA kernels (``libttsr_st_cuda.so``).
 
 The twin computes the ``TTSRSearchTransfer`` op of :mod:`ttsr.contract` with the
 CUDA kernels' index math and GEMM arguments, in memory linear in the image area.
+Both libraries load on first use only: importing this module needs neither, and the
+CUDA one is never loaded on a machine that only runs the twin.
 """
 
 from __future__ import annotations
@@ -10,16 +13,22 @@ import ctypes
 import functools
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from ttsr.contract import OP_TYPE, Shapes
 
 CPU_LIBRARY = "libttsr_st_cpu.so"
+CUDA_LIBRARY = "libttsr_st_cuda.so"
 PLUGIN_LIBRARY = "libttsr_trt_plugin.so"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
 _STATUS_SHAPE = 1
+_CPU_FIX = (f"run `bash scripts/setup.sh` (or `cmake -S . -B build && cmake --build build`), "
+            f"or point TTSR_PLUGIN_DIR at the folder that holds {CPU_LIBRARY}")
+_CUDA_FIX = ("build it with `cmake -S . -B build && cmake --build build --target ttsr_st_cuda` "
+             "(needs nvcc and cuBLAS) or `bash scripts/gpu_check.sh`")
 
 
 class NativeLibraryError(RuntimeError):
@@ -49,35 +58,59 @@ def default_plugin_library() -> Path:
     return library_dir() / PLUGIN_LIBRARY
 
 
-@functools.lru_cache(maxsize=None)
-def _load(path: Path) -> ctypes.CDLL:
+def _open(path: Path, fix: str) -> ctypes.CDLL:
+    """Loads ``path`` and declares the planning functions both libraries export."""
     if not path.is_file():
-        raise NativeLibraryError(
-            f"{path} not found: run `bash scripts/setup.sh` (or `cmake -S . -B build && "
-            f"cmake --build build`), or point TTSR_PLUGIN_DIR at the folder that holds {CPU_LIBRARY}")
+        raise NativeLibraryError(f"{path} not found: {fix}")
     try:
         lib = ctypes.CDLL(str(path))
     except OSError as exc:
-        raise NativeLibraryError(
-            f"cannot load {path} ({exc}): rebuild it with `bash scripts/setup.sh`") from exc
+        raise NativeLibraryError(f"cannot load {path} ({exc}): {fix}") from exc
     shape_p = ctypes.POINTER(_Shape)
     lib.ttsr_st_chunk_size.argtypes = [shape_p, ctypes.c_int, ctypes.c_int]
     lib.ttsr_st_chunk_size.restype = ctypes.c_int
     lib.ttsr_st_workspace_size.argtypes = [shape_p, ctypes.c_int, ctypes.c_int]
     lib.ttsr_st_workspace_size.restype = ctypes.c_size_t
-    lib.ttsr_st_cpu_workspace_size.argtypes = [shape_p, ctypes.c_int, ctypes.c_int]
-    lib.ttsr_st_cpu_workspace_size.restype = ctypes.c_size_t
-    pointers: list[type[ctypes.c_void_p]] = [ctypes.c_void_p] * 10  # 5 inputs, 4 outputs, workspace
-    lib.ttsr_st_cpu_run.argtypes = [shape_p, ctypes.c_int, ctypes.c_int, *pointers]
-    lib.ttsr_st_cpu_run.restype = ctypes.c_int
     lib.ttsr_st_status_string.argtypes = [ctypes.c_int]
     lib.ttsr_st_status_string.restype = ctypes.c_char_p
     return lib
 
 
+@functools.lru_cache(maxsize=None)
+def _load_cpu(path: Path) -> ctypes.CDLL:
+    lib = _open(path, _CPU_FIX)
+    shape_p = ctypes.POINTER(_Shape)
+    lib.ttsr_st_cpu_workspace_size.argtypes = [shape_p, ctypes.c_int, ctypes.c_int]
+    lib.ttsr_st_cpu_workspace_size.restype = ctypes.c_size_t
+    pointers: list[type[ctypes.c_void_p]] = [ctypes.c_void_p] * 10  # 5 inputs, 4 outputs, workspace
+    lib.ttsr_st_cpu_run.argtypes = [shape_p, ctypes.c_int, ctypes.c_int, *pointers]
+    lib.ttsr_st_cpu_run.restype = ctypes.c_int
+    return lib
+
+
+@functools.lru_cache(maxsize=None)
+def _load_cuda(path: Path) -> ctypes.CDLL:
+    lib = _open(path, _CUDA_FIX)
+    shape_p = ctypes.POINTER(_Shape)
+    lib.ttsr_st_context_create.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+    lib.ttsr_st_context_create.restype = ctypes.c_int
+    lib.ttsr_st_context_destroy.argtypes = [ctypes.c_void_p]
+    lib.ttsr_st_context_destroy.restype = None
+    pointers: list[type[ctypes.c_void_p]] = [ctypes.c_void_p] * 11  # 5 inputs, 4 outputs, workspace, stream
+    lib.ttsr_st_enqueue.argtypes = [ctypes.c_void_p, shape_p, ctypes.c_int, ctypes.c_int, *pointers]
+    lib.ttsr_st_enqueue.restype = ctypes.c_int
+    return lib
+
+
 def cpu_library() -> ctypes.CDLL:
     """The loaded host-twin library; :class:`NativeLibraryError` with the fix if it is missing."""
-    return _load(library_dir() / CPU_LIBRARY)
+    return _load_cpu(library_dir() / CPU_LIBRARY)
+
+
+def cuda_library(path: Path | None = None) -> ctypes.CDLL:
+    """The loaded CUDA-kernel library (default: ``library_dir()/libttsr_st_cuda.so``); loading
+    needs the CUDA runtime and cuBLAS libraries but no GPU."""
+    return _load_cuda(Path(path) if path is not None else library_dir() / CUDA_LIBRARY)
 
 
 def _dtype_code(dtype: np.dtype | type) -> int:
@@ -93,24 +126,40 @@ def _check_ref_chunk(ref_chunk: int) -> int:
     return int(ref_chunk)
 
 
+def _unsupported(shapes: Shapes) -> ValueError:
+    return ValueError(f"{OP_TYPE}: sizes {shapes} are not supported (see ttsr/plugin/native.py)")
+
+
+def _check_status(lib: ctypes.CDLL, status: int, what: str) -> None:
+    if status != 0:
+        error = ValueError if status == _STATUS_SHAPE else NativeOpError
+        raise error(f"{what}: {lib.ttsr_st_status_string(status).decode()}")
+
+
+def _chunk_size(lib: ctypes.CDLL, shapes: Shapes, dtype: np.dtype | type, ref_chunk: int) -> int:
+    shape = _Shape.of(shapes)
+    chunk = lib.ttsr_st_chunk_size(ctypes.byref(shape), _dtype_code(dtype), _check_ref_chunk(ref_chunk))
+    if chunk <= 0:
+        raise _unsupported(shapes)
+    return int(chunk)
+
+
+def _workspace_size(lib: ctypes.CDLL, shapes: Shapes, dtype: np.dtype | type, ref_chunk: int) -> int:
+    shape = _Shape.of(shapes)
+    size = lib.ttsr_st_workspace_size(ctypes.byref(shape), _dtype_code(dtype), _check_ref_chunk(ref_chunk))
+    if size == 0:
+        raise _unsupported(shapes)
+    return int(size)
+
+
 def chunk_size(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0) -> int:
     """Ref positions scored per pass (the same number the CUDA kernels use)."""
-    shape = _Shape.of(shapes)
-    chunk = cpu_library().ttsr_st_chunk_size(ctypes.byref(shape), _dtype_code(dtype),
-                                             _check_ref_chunk(ref_chunk))
-    if chunk <= 0:
-        raise ValueError(f"{OP_TYPE}: sizes {shapes} are not supported (see ttsr/plugin/native.py)")
-    return int(chunk)
+    return _chunk_size(cpu_library(), shapes, dtype, ref_chunk)
 
 
 def workspace_size(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0) -> int:
     """Workspace bytes of one call (host twin and CUDA kernels alike); independent of the batch."""
-    shape = _Shape.of(shapes)
-    size = cpu_library().ttsr_st_workspace_size(ctypes.byref(shape), _dtype_code(dtype),
-                                                _check_ref_chunk(ref_chunk))
-    if size == 0:
-        raise ValueError(f"{OP_TYPE}: sizes {shapes} are not supported (see ttsr/plugin/native.py)")
-    return int(size)
+    return _workspace_size(cpu_library(), shapes, dtype, ref_chunk)
 
 
 def search_transfer_cpu(q: np.ndarray, k: np.ndarray, v3: np.ndarray, v2: np.ndarray,
@@ -137,14 +186,64 @@ def search_transfer_cpu(q: np.ndarray, k: np.ndarray, v3: np.ndarray, v2: np.nda
     shape = _Shape.of(shapes)
     size = lib.ttsr_st_cpu_workspace_size(ctypes.byref(shape), code, ref_chunk)
     if size == 0:
-        raise ValueError(f"{OP_TYPE}: sizes {shapes} are not supported (see ttsr/plugin/native.py)")
+        raise _unsupported(shapes)
     workspace = np.empty(size, dtype=np.uint8)
     outputs = tuple(np.empty(s, dtype=dtype) for s in shapes.outputs())
     status = lib.ttsr_st_cpu_run(ctypes.byref(shape), code, ref_chunk,
                                  *(a.ctypes.data for a in inputs),
                                  *(o.ctypes.data for o in outputs), workspace.ctypes.data)
-    if status != 0:
-        message = lib.ttsr_st_status_string(status).decode()
-        error = ValueError if status == _STATUS_SHAPE else NativeOpError
-        raise error(f"{OP_TYPE} host twin failed: {message}")
+    _check_status(lib, status, f"{OP_TYPE} host twin failed")
     return outputs  # type: ignore[return-value]
+
+
+class CudaSearchTransfer:
+    """The CUDA kernels of ``libttsr_st_cuda.so`` on raw device pointers (any CUDA array
+    library can supply them: ``tensor.data_ptr()``, ``cupy_array.data.ptr``, ...).
+
+    Owns one cuBLAS context, created on first :meth:`enqueue` (or :meth:`open`), which
+    needs a GPU; planning (:meth:`chunk_size`, :meth:`workspace_size`) does not.
+    One instance per thread that enqueues.
+    """
+
+    def __init__(self, library: Path | None = None):
+        self._lib = cuda_library(library)
+        self._context = ctypes.c_void_p()
+
+    def open(self) -> None:
+        """Creates the cuBLAS context; :class:`NativeOpError` without a usable GPU."""
+        if not self._context:
+            status = self._lib.ttsr_st_context_create(ctypes.byref(self._context))
+            _check_status(self._lib, status, "ttsr_st_context_create")
+
+    def close(self) -> None:
+        if self._context:
+            self._lib.ttsr_st_context_destroy(self._context)
+            self._context = ctypes.c_void_p()
+
+    def __enter__(self) -> "CudaSearchTransfer":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def chunk_size(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0) -> int:
+        """Ref positions scored per pass."""
+        return _chunk_size(self._lib, shapes, dtype, ref_chunk)
+
+    def workspace_size(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0) -> int:
+        """Device workspace bytes for :meth:`enqueue`."""
+        return _workspace_size(self._lib, shapes, dtype, ref_chunk)
+
+    def enqueue(self, shapes: Shapes, dtype: np.dtype | type, ref_chunk: int, inputs: Sequence[int],
+                outputs: Sequence[int], workspace: int, stream: int = 0) -> None:
+        """Enqueues the op on ``stream`` (0: the legacy default stream): ``inputs`` are the device
+        addresses of q, k, v3, v2, v1, ``outputs`` those of s, t3, t2, t1, ``workspace`` holds
+        :meth:`workspace_size` bytes. ValueError for unsupported sizes, NativeOpError on failure."""
+        if len(inputs) != 5 or len(outputs) != 4:
+            raise ValueError(f"{OP_TYPE}: enqueue takes 5 input and 4 output addresses, "
+                             f"got {len(inputs)} and {len(outputs)}")
+        self.open()
+        shape = _Shape.of(shapes)
+        status = self._lib.ttsr_st_enqueue(self._context, ctypes.byref(shape), _dtype_code(dtype),
+                                           _check_ref_chunk(ref_chunk), *inputs, *outputs, workspace, stream)
+        _check_status(self._lib, status, "ttsr_st_enqueue")
