@@ -161,7 +161,7 @@ ACCURACY_CASES = (
     Case(1, 96, 96, 48, 48),
 )
 # 0: the kernels' own chunk; 1: one Ref position per pass; 7 divides none of the Ref sizes,
-# so the last chunk is partial.
+# so wherever it splits the Ref, the last chunk is partial.
 REF_CHUNKS = (0, 1, 7)
 
 # Pass thresholds (tests/test_plugin_cpu.py holds the host twin to the same FP32 bound)

@@ -250,6 +250,27 @@ def test_wrong_kernels_fail_the_check(gpu_check, capsys):
     assert len(failures) == 1 and failures[0].startswith(f"{case.label} ref_chunk=0: FP16 texture PSNR < 40 dB (")
 
 
+@pytest.mark.parametrize("kernels, exit_code", [(_TwinKernels, 0), (_MirroredRefAtChunk7, 1)])
+def test_exit_status_follows_the_accuracy_verdict(gpu_check, monkeypatch, kernels, exit_code):
+    """main on a pretend GPU: the twin (or a wrong stand-in) as kernels, one small case on the CPU."""
+    report = gpu_check.accuracy_report
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "pretend GPU")
+    monkeypatch.setattr(gpu_check, "CudaKernels", lambda path: type("K", (kernels,), {
+        "open": lambda self: None, "close": lambda self: None})())
+    monkeypatch.setattr(gpu_check, "accuracy_report", lambda k, seed, ref_chunks: report(
+        k, seed, ref_chunks, cases=[gpu_check.ACCURACY_CASES[2]], device="cpu"))
+    result = CliRunner().invoke(gpu_check.main, ["--no-benchmark", "--ref-chunk", "3"])
+    assert result.exit_code == exit_code, result.output
+    lines = result.output.splitlines()
+    assert sum(line.startswith("| N=1 LR 12x30 Ref 9x5") for line in lines) == 4  # ref_chunk 0, 1, 7 and 3
+    if exit_code:
+        assert "FAILED: 1 of 4 accuracy checks" in lines
+        assert "Error: 1 accuracy checks failed (listed under the accuracy table)" in lines, result.output
+    else:
+        assert "PASSED: all 4 accuracy checks" in lines
+
+
 def test_cuda_binding_plans_like_the_twin_without_a_gpu(gpu_check):
     from ttsr.contract import Shapes
 
