@@ -17,9 +17,11 @@ from PIL import Image
 from ttsr.cli import main
 from ttsr.engine.graphs import export_rewritten
 from ttsr.engine.onnx_info import inspect_onnx
+from ttsr.engine.gpu import GpuInfo
 from ttsr.engine.profiles import Profile
 from ttsr.engine.sidecar import EngineSidecar, PluginInfo, write_sidecar
 from ttsr.model import build_model, file_sha256, save_mmediting_checkpoint
+from ttsr.runtime.trt_backend import EngineError
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets" / "pairs"
@@ -239,3 +241,56 @@ def test_help_teaches_through_the_shim():
     for text in ("--lr-dir", "--backend", "--check", "--min-psnr", "Examples:", "seeded random"):
         assert text in result.stdout
     assert result.stdout.startswith("Usage: infer.py")
+
+
+@pytest.fixture
+def fake_trt(pairs, tmp_path, monkeypatch):
+    """The recording TensorRT/pycuda stand-ins of test_runtime_trt_backend, with an engine whose
+    profile fits the pairs (its "network" upsamples lq 4x)."""
+    from test_runtime_trt_backend import VERSION, fake_modules
+    from ttsr.runtime import trt_backend
+
+    log: dict = {}
+    for name, module in fake_modules(log).items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(trt_backend, "require_gpu", lambda: GpuInfo("Fake GPU", "8.6"))
+    plugin, engine = tmp_path / "libplugin.so", tmp_path / "ttsr.engine"
+    plugin.write_bytes(b"plugin")
+    engine.write_bytes(b"engine")
+    write_sidecar(engine, EngineSidecar(
+        tensorrt_version=VERSION, gpu_name="Fake GPU", compute_capability="8.6", precision="fp16",
+        hardware_compatibility="none", profiles=[Profile((12, 16), (12, 16), (12, 16), (48, 64), (48, 64),
+                                                         (48, 64))],
+        plugin=PluginInfo("TTSRSearchTransfer", "1", str(plugin), file_sha256(plugin)), onnx_sha256="1" * 64,
+        engine_sha256=hashlib.sha256(b"engine").hexdigest(), plugin_memory=[], checkpoint_sha256=None,
+        build_time="2026-11-25T12:00:00+00:00", tool_version="0.1.0"))
+    return ["--backend", "trt", "--engine", str(engine), "--warmup", "0"], log
+
+
+def test_trt_run_frees_the_gpu_buffers(pairs, fake_trt):
+    args, log = fake_trt
+    result = invoke(*folders(pairs, hr=False), *args)
+    assert result.exit_code == 0, result.output
+    assert "=== Latency (trt" in result.stdout and log["executions"] == 2
+    assert len(log["freed"]) == 5 and log["freed_host"] == 5  # lq, lq_up, ref, ref_downup, sr
+
+
+@pytest.mark.parametrize("failure, message", [
+    (EngineError("TensorRT execute_async_v3 failed (see its log above)"),
+     "Error: trt backend failed: TensorRT execute_async_v3 failed (see its log above)"),
+    (RuntimeError("cuMemcpyDtoHAsync failed: an illegal memory access was encountered"),
+     "Error: trt backend failed with RuntimeError: cuMemcpyDtoHAsync failed: an illegal memory access was "
+     "encountered; rerun with --backend ort to tell the engine from the inputs"),
+])
+def test_trt_failures_name_the_error_and_still_free_the_buffers(pairs, fake_trt, monkeypatch, failure, message):
+    args, log = fake_trt
+
+    def fail(self, stream):
+        raise failure
+
+    monkeypatch.setattr(log["Context"], "execute_async_v3", fail)
+    result = invoke(*folders(pairs, hr=False), *args)
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(message)
+    assert len(log["freed"]) == 5

@@ -54,6 +54,33 @@ def test_usage_errors_leave_no_output(tmp_path, args, fragment):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.pth"]
 
 
-def test_missing_output_folder_is_a_usage_error(tmp_path):
-    result = CliRunner().invoke(export_command, [str(tmp_path / "no" / "out.onnx")])
-    assert result.exit_code == 2 and "does not exist" in result.output
+def test_missing_output_folders_are_created(tmp_path, monkeypatch):
+    from ttsr import export
+
+    def write(model, path, **kwargs):  # the real export is covered above; this is about the folders
+        path.write_bytes(b"graph")
+        return path
+
+    monkeypatch.setattr(export, "export_onnx", write)
+    output = tmp_path / "out" / "sub" / "x.onnx"
+    result = CliRunner().invoke(export_command, [str(output), "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    assert output.read_bytes() == b"graph" and f"Wrote {output}" in result.output
+
+
+def test_failed_export_removes_the_folders_it_created(tmp_path, monkeypatch):
+    from ttsr import export
+
+    def fail(*args, **kwargs):
+        raise export.ExportError("the exporter failed")
+
+    monkeypatch.setattr(export, "export_onnx", fail)
+    result = CliRunner().invoke(export_command, [str(tmp_path / "out" / "sub" / "x.onnx"), "--seed", "0"])
+    assert result.exit_code == 1 and "the exporter failed" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_folder_that_is_a_file(tmp_path):
+    (tmp_path / "out").write_text("a file")
+    result = CliRunner().invoke(export_command, [str(tmp_path / "out" / "x.onnx"), "--seed", "0"])
+    assert result.exit_code == 2 and "cannot create output folder" in result.output

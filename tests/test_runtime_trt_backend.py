@@ -131,7 +131,7 @@ def fake_modules(log: dict) -> dict[str, types.ModuleType]:
     trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level: None})
     trt.Runtime = Runtime
     trt.nptype = lambda dtype: np.float32
-    log["upsample"] = upsample
+    log["upsample"], log["Context"] = upsample, Context
     return {"tensorrt": trt, "pycuda": pycuda, "pycuda.driver": driver,
             "pycuda.autoinit": types.ModuleType("pycuda.autoinit")}
 
@@ -319,4 +319,11 @@ def test_running_tensorrt_version_differs(engine, monkeypatch):
     path, _ = engine
     monkeypatch.setattr(sys.modules["tensorrt"], "__version__", "11.1.0.106")
     with pytest.raises(EngineError, match="built with TensorRT 10.99.0.1, this is TensorRT 11.1.0.106"):
+        TrtBackend(path)
+
+
+def test_without_pycuda(engine, monkeypatch):
+    path, _ = engine
+    monkeypatch.setitem(sys.modules, "pycuda.autoinit", None)  # import raises ImportError
+    with pytest.raises(EngineError, match="pycuda is not installed; install it with `pip install tensorrt-cu13"):
         TrtBackend(path)

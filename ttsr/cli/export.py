@@ -73,6 +73,17 @@ def _record_source(path: Path, checkpoint: Path | None) -> None:
         record_checkpoint(path, file_sha256(checkpoint))
 
 
+def _make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns those created, outermost first."""
+    created = [path for path in (*reversed(folder.parents), folder) if not path.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.UsageError(f"cannot create output folder {folder} ({exc.strerror or exc}); "
+                               f"choose another OUTPUT path") from None
+    return created
+
+
 @click.command("export", epilog=EXPORT_EPILOG)
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -102,11 +113,10 @@ def export_command(output: Path, checkpoint: Path | None, seed: int | None, rewr
 
     if io_dtype != "float32" and not fp16:
         raise click.UsageError("--io-dtype float16 needs --fp16")
-    if not output.parent.is_dir():
-        raise click.UsageError(f"output folder {output.parent} does not exist; create it first")
     rewrite = rewrite or fp16
     model, described = _model(checkpoint, seed)
     click.echo(described)
+    created = _make_folder(output.parent)
     with tempfile.TemporaryDirectory(prefix="ttsr-export-") as workdir:
         side = output.parent if keep_intermediates else Path(workdir)
         plain = output if not rewrite else side / f"{output.stem}.plain.onnx"
@@ -128,6 +138,8 @@ def export_command(output: Path, checkpoint: Path | None, seed: int | None, rewr
                 click.echo(f"FP16 graph {output} ({io_dtype} I/O) in "
                            f"{time.perf_counter() - start:.2f} s")
         except (ExportError, RewriteError, FP16Error) as exc:
+            for folder in reversed(created):
+                folder.rmdir()  # empty: every write is atomic
             raise click.ClickException(str(exc)) from None
         for path in {plain, rewritten, output}:
             if path.parent == output.parent and path.exists():

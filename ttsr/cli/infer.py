@@ -6,6 +6,7 @@ import math
 import shutil
 import sys
 import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -142,7 +143,8 @@ def _check_source(recorded: str | None, checkpoint: Path | None, what: str) -> N
 
 def _open_backend(kind: str, *, engine: Path | None, onnx: Path | None, plugin: Path | None,
                   model: Any, checkpoint: Path | None, cuda_graph: bool, threads: int | None,
-                  torch_device: str, workdir: Path) -> Any:
+                  torch_device: str, workdir: Path, cleanup: ExitStack) -> Any:
+    """The backend to time; ``cleanup`` frees what it holds (the trt backend's GPU memory)."""
     from ttsr.runtime.backends import open_backend
 
     if kind == "trt":
@@ -151,7 +153,7 @@ def _open_backend(kind: str, *, engine: Path | None, onnx: Path | None, plugin: 
         from ttsr.runtime.trt_backend import EngineError, TrtBackend
 
         try:
-            runner = TrtBackend(engine, plugin_library=plugin, cuda_graph=cuda_graph)
+            runner = cleanup.enter_context(TrtBackend(engine, plugin_library=plugin, cuda_graph=cuda_graph))
         except EngineError as exc:
             raise click.ClickException(str(exc)) from None
         _check_source(runner.sidecar.checkpoint_sha256, checkpoint, f"engine {engine}")
@@ -172,6 +174,28 @@ def _open_backend(kind: str, *, engine: Path | None, onnx: Path | None, plugin: 
         except Exception as exc:  # OrtBackendError, NativeLibraryError, and ONNX Runtime's own (not RuntimeErrors)
             raise click.ClickException(f"ONNX Runtime cannot run {onnx}: {first_line(exc)}") from None
     return open_backend("torch", model=model, device=torch_device)
+
+
+def _known_errors(kind: str) -> tuple[type[Exception], ...]:
+    """The exceptions of ``kind``'s backend whose one-line message already names the problem."""
+    if kind == "trt":
+        from ttsr.runtime.trt_backend import EngineError
+
+        return EngineError, ProfileError
+    if kind == "ort":
+        from ttsr.plugin.native import NativeLibraryError, NativeOpError
+        from ttsr.runtime.ort_backend import OrtBackendError
+
+        return OrtBackendError, NativeLibraryError, NativeOpError, ProfileError
+    return (ProfileError,)
+
+
+UNEXPECTED_HINT = {
+    "trt": ("rerun with --backend ort to tell the engine from the inputs, or report it with the "
+            "engine's .json sidecar"),
+    "ort": "rerun with --backend torch to tell the graph from the inputs, or report it",
+    "torch": "report it with the command line",
+}
 
 
 def _reference_outputs(model: Any, jobs: list[Job], batches: list[Any], backend_outputs: list[np.ndarray],
@@ -404,10 +428,10 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
     click.echo(f"Backend: {kind}; {len(jobs)} pair(s); batch {batch}; warm-up {warmup}; "
                f"{iterations} timed pass(es).")
 
-    with tempfile.TemporaryDirectory(prefix="ttsr-infer-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="ttsr-infer-") as workdir, ExitStack() as cleanup:
         runner = _open_backend(kind, engine=engine, onnx=onnx_path, plugin=plugin, model=model,
                                checkpoint=checkpoint, cuda_graph=cuda_graph, threads=threads,
-                               torch_device=torch_device, workdir=Path(workdir))
+                               torch_device=torch_device, workdir=Path(workdir), cleanup=cleanup)
         sizes = [(job.inputs.lr_size, job.inputs.ref_size) for job in jobs]
         try:
             batches = plan_batches(sizes, batch, backend_profiles(runner), pad_to_full=(kind == "trt"))
@@ -420,8 +444,11 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
             try:
                 outputs, latency = run_batches(runner, [job.inputs for job in jobs], batches, warmup,
                                                iterations, progress=bar.update)
-            except Exception as exc:  # backends raise their libraries' own exception types
+            except _known_errors(kind) as exc:
                 raise click.ClickException(f"{kind} backend failed: {first_line(exc)}") from None
+            except Exception as exc:  # TensorRT's, pycuda's, ONNX Runtime's or torch's own
+                raise click.ClickException(f"{kind} backend failed with {type(exc).__name__}: "
+                                           f"{first_line(exc)}; {UNEXPECTED_HINT[kind]}") from None
         references = _reference_outputs(model, jobs, batches, outputs, kind, torch_device)
 
     rows, images = _score(jobs, outputs, references, metrics_convention, crop_border)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ttsr.data.prepare import ModelInputs
-from ttsr.engine.builder import BuildError, load_plugin_library, require_gpu, require_tensorrt
+from ttsr.engine.builder import INSTALL_HINT, BuildError, load_plugin_library, require_gpu, require_tensorrt
 from ttsr.engine.profiles import Profile, choose_profile
 from ttsr.engine.sidecar import (EngineSidecar, SidecarError, check_engine_hash, check_plugin, check_sidecar,
                                  read_sidecar)
@@ -149,8 +149,11 @@ class TrtBackend:
         if problems:
             raise EngineError(f"{engine_path}: {problems[0]}")
 
-        import pycuda.autoinit  # noqa: F401  (creates and pushes the CUDA context)
-        import pycuda.driver as cuda
+        try:
+            import pycuda.autoinit  # noqa: F401  (creates and pushes the CUDA context)
+            import pycuda.driver as cuda
+        except ImportError:
+            raise EngineError(f"pycuda is not installed; {INSTALL_HINT}") from None
         import tensorrt as trt
 
         self._cuda = cuda
