@@ -209,7 +209,8 @@ def test_sidecar_mismatch(pairs, tmp_path):
         hardware_compatibility="none",
         profiles=[Profile((8, 8), (32, 32), (64, 64), (32, 32), (128, 128), (256, 256))],
         plugin=PluginInfo("TTSRSearchTransfer", "1", str(plugin), "0" * 64), onnx_sha256="1" * 64,
-        engine_sha256=hashlib.sha256(b"\0" * 64).hexdigest(), plugin_memory=[], checkpoint_sha256=None, build_time="2026-11-25T12:00:00+00:00", tool_version="0.1.0"))
+        engine_sha256=hashlib.sha256(b"\0" * 64).hexdigest(), plugin_memory=[], checkpoint_sha256=None,
+        build_time="2026-11-25T12:00:00+00:00", tool_version="0.1.0"))
     result = invoke(*folders(pairs), "--backend", "trt", "--engine", str(engine), *outputs(tmp_path))
     assert_clean_failure(result, tmp_path, expect="plugin library differs")
 

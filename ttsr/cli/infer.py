@@ -384,7 +384,9 @@ def _write_outputs(out_dir: Path | None, json_path: Path | None, jobs: list[Job]
               help="Untimed calls per input shape before timing.")
 @click.option("--iterations", type=click.IntRange(min=1), default=1, show_default=True,
               help="Timed passes over all pairs.")
-@click.option("--cuda-graph", is_flag=True, help="trt: capture each shape's enqueue into a CUDA graph and replay it.")
+@click.option("--cuda-graph", is_flag=True,
+              help="trt: capture the enqueue into a CUDA graph and replay it while the input shape stays "
+                   "the same (a new shape captures again).")
 @click.option("--threads", type=click.IntRange(min=1), help="ort: intra-op threads (default: ONNX Runtime's).")
 @click.option("--torch-device", default="cpu", show_default=True,
               help="Device of the PyTorch model (the reference, and the torch backend): cpu, cuda, cuda:1 ...")
