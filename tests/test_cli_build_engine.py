@@ -6,13 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import onnx
 import pytest
 from click.testing import CliRunner
-from onnx import TensorProto, helper
 
-from test_engine_build_flow import INPUTS, fake_tensorrt
-from ttsr import contract
+from test_engine_build_flow import fake_tensorrt, write_graph_and_plugin
 from ttsr.cli import main
 from ttsr.engine import builder as builder_module
 from ttsr.engine.gpu import GpuInfo
@@ -90,14 +87,7 @@ def fake_build(tmp_path, monkeypatch):
         monkeypatch.setattr(builder_module, "detect_gpu", lambda: gpu)
         return calls
 
-    graph = tmp_path / "g.onnx"
-    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3, None, None]) for n in INPUTS]
-    weight = helper.make_tensor("w", TensorProto.FLOAT16, [1], [1.0])
-    node = helper.make_node(contract.OP_TYPE, list(INPUTS), ["sr"], domain=contract.DOMAIN)
-    output = helper.make_tensor_value_info("sr", TensorProto.FLOAT, None)
-    onnx.save(helper.make_model(helper.make_graph([node], "g", inputs, [output], [weight])), graph)
-    plugin = tmp_path / "libplugin.so"
-    plugin.write_bytes(b"plugin code")
+    graph, plugin = write_graph_and_plugin(tmp_path)
     args = ["--onnx", str(graph), "--plugin", str(plugin), "--opt-lr", "16", "--opt-ref", "64",
             "--output", str(tmp_path / "ttsr.engine")]
     return install, args

@@ -124,14 +124,8 @@ def fake_tensorrt(calls: dict, *, has_fp16: bool = True, cache_accepted: bool = 
     return trt
 
 
-@pytest.fixture
-def setup(tmp_path, monkeypatch):
-    def install(**kwargs):
-        calls: dict = {}
-        monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(calls, **kwargs))
-        monkeypatch.setattr(builder_module, "detect_gpu", lambda: GpuInfo("Fake GPU", "8.9"))
-        return calls
-
+def write_graph_and_plugin(tmp_path):
+    """A minimal rewritten FP16 graph (one plugin node, an FP16 weight) and a stand-in plugin file."""
     graph = tmp_path / "g.onnx"
     inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3, None, None]) for n in INPUTS]
     weight = helper.make_tensor("w", TensorProto.FLOAT16, [1], [1.0])
@@ -140,6 +134,18 @@ def setup(tmp_path, monkeypatch):
     onnx.save(helper.make_model(helper.make_graph([node], "g", inputs, [output], [weight])), graph)
     plugin = tmp_path / "libplugin.so"
     plugin.write_bytes(b"plugin code")
+    return graph, plugin
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    def install(**kwargs):
+        calls: dict = {}
+        monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(calls, **kwargs))
+        monkeypatch.setattr(builder_module, "detect_gpu", lambda: GpuInfo("Fake GPU", "8.9"))
+        return calls
+
+    graph, plugin = write_graph_and_plugin(tmp_path)
     profile = Profile((8, 8), (16, 24), (32, 32), (32, 32), (64, 96), (128, 128), 1, 2, 4)
     options = BuildOptions(onnx_path=graph, output=tmp_path / "ttsr.engine", profiles=[profile],
                            plugin_library=plugin, precision="fp16", workspace_mib=512,
