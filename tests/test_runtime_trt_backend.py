@@ -46,15 +46,22 @@ def fake_modules(log: dict) -> dict[str, types.ModuleType]:
         def free(self):
             log["freed_host"] = log.get("freed_host", 0) + 1
 
+    # A stream clock (ms): each copy advances it by 1, each network pass by 10, so a stage's time
+    # tells which operations its events enclosed.
+    log["clock"] = 0.0
+
+    def tick(ms):
+        log["clock"] += ms
+
     class Event:
         def record(self, stream):
-            log["events"] = log.get("events", 0) + 1
+            self.at = log["clock"]
 
         def synchronize(self):
             pass
 
         def time_till(self, other):
-            return 0.5
+            return other.at - self.at
 
     def pagelocked_empty(shape, dtype):
         log.setdefault("pinned", []).append(tuple(shape))
@@ -71,9 +78,9 @@ def fake_modules(log: dict) -> dict[str, types.ModuleType]:
     driver.Event = Event
     driver.pagelocked_empty = pagelocked_empty
     driver.mem_alloc = Allocation
-    driver.memcpy_htod_async = lambda device, host, stream: write(int(device), host.tobytes())
-    driver.memcpy_dtoh_async = lambda host, device, stream: np.copyto(
-        host, read(int(device), host.dtype, host.shape))
+    driver.memcpy_htod_async = lambda device, host, stream: (write(int(device), host.tobytes()), tick(1.0))
+    driver.memcpy_dtoh_async = lambda host, device, stream: (
+        np.copyto(host, read(int(device), host.dtype, host.shape)), tick(1.0))
     pycuda = types.ModuleType("pycuda")
     pycuda.driver = driver
 
@@ -105,6 +112,7 @@ def fake_modules(log: dict) -> dict[str, types.ModuleType]:
     def upsample(shapes, addresses):
         lq = read(addresses["lq"], np.float32, shapes["lq"])
         write(addresses["sr"], np.repeat(np.repeat(lq, 4, axis=2), 4, axis=3).tobytes())
+        tick(10.0)
 
     class Engine:
         def get_tensor_dtype(self, name):
@@ -196,7 +204,8 @@ def test_copies_bind_and_time_each_stage(engine):
     first, second = inputs(2, 4, 0), inputs(2, 4, 1)
     np.testing.assert_array_equal(backend.run(first), upsampled(first))
     np.testing.assert_array_equal(backend.run(second), upsampled(second))  # same buffers, new data
-    assert backend.last_stages == {"h2d": 0.5, "compute": 0.5, "d2h": 0.5}
+    # four input copies, one network pass, one output copy
+    assert backend.last_stages == {"h2d": 4.0, "compute": 10.0, "d2h": 1.0}
     assert log["profiles"] == [0]  # chosen once for the shape
 
 

@@ -11,7 +11,7 @@ from ttsr.cli.common import load_model
 from ttsr.engine.builder import (BuildError, BuildOptions, build_engine, check_hardware_compat, require_gpu,
                                  require_plugin_file, require_tensorrt)
 from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
-from ttsr.engine.profiles import ProfileError, Size, format_size, make_profile, parse_size
+from ttsr.engine.profiles import ProfileError, Size, make_profile, parse_size
 from ttsr.engine.sidecar import HARDWARE_COMPAT_LEVELS, sidecar_path
 from ttsr.errors import first_line
 from ttsr.model import file_sha256
@@ -167,6 +167,4 @@ def build_engine_command(checkpoint: Path | None, onnx_path: Path | None, seed: 
     else:
         click.echo("Plugin: workspace not computed (the CPU twin library libttsr_st_cpu.so is missing; "
                    "bash scripts/setup.sh builds it)")
-    click.echo(f"Profile: LR {format_size(profile.lr_min)}..{format_size(profile.lr_max)}, "
-               f"Ref {format_size(profile.ref_min)}..{format_size(profile.ref_max)}, "
-               f"batch {profile.batch_min}..{profile.batch_max}")
+    click.echo(f"Profile: {profile.describe()}")

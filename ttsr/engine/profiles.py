@@ -176,7 +176,7 @@ def choose_profile(profiles: Sequence[Profile], lr: Size, ref: Size, batch: int 
     ProfileError naming the engine's ranges when none does.
     """
     for index, profile in enumerate(profiles):
-        if profile.fits_sizes(lr, ref) and (batch is None or profile.fits(batch, lr, ref)):
+        if profile.fits_sizes(lr, ref) if batch is None else profile.fits(batch, lr, ref):
             return index
     ranges = "; ".join(p.describe() for p in profiles) or "no profiles"
     what = f"LR {format_size(lr)} with Ref {format_size(ref)}"

@@ -82,15 +82,9 @@ class OrtRunner:
         return self.backend.run(inputs)
 
 
-def gpu_present() -> bool:
-    return detect_gpu() is not None
-
-
-def default_backend(engine: str | os.PathLike[str] | None, has_gpu: bool | None = None) -> str:
+def default_backend(engine: str | os.PathLike[str] | None) -> str:
     """``trt`` when an engine is given and a GPU is present, else ``ort`` (the rewritten graph on the CPU)."""
-    if engine is None:
-        return "ort"
-    return "trt" if (gpu_present() if has_gpu is None else has_gpu) else "ort"
+    return "trt" if engine is not None and detect_gpu() is not None else "ort"
 
 
 def open_backend(kind: str, *, engine: str | os.PathLike[str] | None = None,

@@ -187,16 +187,11 @@ class TrtBackend:
     def profiles(self) -> list[Profile]:
         return list(self.sidecar.profiles)
 
-    @property
-    def input_dtype(self) -> np.dtype:
-        return self._dtypes[INPUT_NAMES[0]]
-
     def _use_profile(self, profile: int) -> None:
-        if profile != self._profile:
-            if not self._context.set_optimization_profile_async(profile, self._stream.handle):
-                raise EngineError(f"TensorRT refused optimisation profile {profile} of the engine "
-                                  f"(see its log above); rebuild the engine with build_engine.py")
-            self._profile = profile
+        if not self._context.set_optimization_profile_async(profile, self._stream.handle):
+            raise EngineError(f"TensorRT refused optimisation profile {profile} of the engine "
+                              f"(see its log above); rebuild the engine with build_engine.py")
+        self._profile = profile
 
     def _set_shapes(self, shapes: dict[str, tuple[int, ...]]) -> None:
         for name in INPUT_NAMES:
