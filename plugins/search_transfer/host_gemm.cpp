@@ -32,31 +32,22 @@ inline float op_element(const T* x, int ld, GemmOp op, int row, int col) {
                            : to_float(x[col + size_t(row) * ld]);
 }
 
-// op(A)[i0:i0+mc, l0:l0+kc] as panels of kMr rows, each stored [l][row].
-template <typename T>
-void pack_a(const T* a, int lda, GemmOp op, int i0, int mc, int l0, int kc, float* out) {
-    for (int panel = 0; panel < mc; panel += kMr) {
+// op(X)[l0:l0+kc, j0:j0+nc] as panels of Width columns, each stored [l][col],
+// zero-padded past nc.  A is packed through its transpose, op(A)^T, so its
+// panels of kMr rows come out in the same [l][row] layout.
+template <int Width, typename T>
+void pack_panels(const T* x, int ld, GemmOp op, int l0, int kc, int j0, int nc, float* out) {
+    for (int panel = 0; panel < nc; panel += Width) {
         for (int l = 0; l < kc; ++l) {
-            for (int r = 0; r < kMr; ++r) {
-                const int row = panel + r;
-                *out++ = row < mc ? op_element(a, lda, op, i0 + row, l0 + l) : 0.0f;
+            for (int col = 0; col < Width; ++col) {
+                const int column = panel + col;
+                *out++ = column < nc ? op_element(x, ld, op, l0 + l, j0 + column) : 0.0f;
             }
         }
     }
 }
 
-// op(B)[l0:l0+kc, j0:j0+nc] as panels of kNr columns, each stored [l][col].
-template <typename T>
-void pack_b(const T* b, int ldb, GemmOp op, int l0, int kc, int j0, int nc, float* out) {
-    for (int panel = 0; panel < nc; panel += kNr) {
-        for (int l = 0; l < kc; ++l) {
-            for (int col = 0; col < kNr; ++col) {
-                const int column = panel + col;
-                *out++ = column < nc ? op_element(b, ldb, op, l0 + l, j0 + column) : 0.0f;
-            }
-        }
-    }
-}
+inline GemmOp transposed(GemmOp op) { return op == GemmOp::N ? GemmOp::T : GemmOp::N; }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 // An AVX2/FMA clone picked at load time where the CPU has it; the default clone
@@ -78,7 +69,7 @@ void micro_kernel(int kc, const float* a_panel, const float* b_panel, float* til
     memcpy(tile, sum, sizeof sum);
 }
 
-// Columns [j_begin, j_end) of C, k > 0; each call packs into its own buffers.
+// Columns [j_begin, j_end) of C; each call packs into its own buffers.
 template <typename T>
 void gemm_columns(GemmOp transa, GemmOp transb, int m, int j_begin, int j_end, int k,
                   float alpha, const T* a, int lda, const T* b, int ldb, float beta, float* c,
@@ -90,10 +81,10 @@ void gemm_columns(GemmOp transa, GemmOp transb, int m, int j_begin, int j_end, i
         const int nc = std::min(kNc, j_end - j0);
         for (int l0 = 0; l0 < k; l0 += kKc) {
             const int kc = std::min(kKc, k - l0);
-            pack_b(b, ldb, transb, l0, kc, j0, nc, b_pack.data());
+            pack_panels<kNr>(b, ldb, transb, l0, kc, j0, nc, b_pack.data());
             for (int i0 = 0; i0 < m; i0 += kMc) {
                 const int mc = std::min(kMc, m - i0);
-                pack_a(a, lda, transa, i0, mc, l0, kc, a_pack.data());
+                pack_panels<kMr>(a, lda, transposed(transa), l0, kc, i0, mc, a_pack.data());
                 for (int jr = 0; jr < nc; jr += kNr) {
                     for (int ir = 0; ir < mc; ir += kMr) {
                         micro_kernel(kc, a_pack.data() + size_t(ir) * kc,
@@ -132,18 +123,9 @@ int gemm(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha, const T
          const T* b, int ldb, float beta, float* c, int ldc) {
     const int a_rows = transa == GemmOp::N ? m : k;
     const int b_rows = transb == GemmOp::N ? k : n;
-    if (m < 0 || n < 0 || k < 0 || lda < std::max(1, a_rows) || ldb < std::max(1, b_rows) ||
+    if (m < 0 || n < 0 || k < 1 || lda < std::max(1, a_rows) || ldb < std::max(1, b_rows) ||
         ldc < std::max(1, m)) {
         return 1;
-    }
-    if (k == 0) {
-        for (int j = 0; j < n; ++j) {
-            for (int i = 0; i < m; ++i) {
-                float& out = c[i + size_t(j) * ldc];
-                out = beta == 0.0f ? 0.0f : beta * out;
-            }
-        }
-        return 0;
     }
     // Workers take contiguous column ranges (whole micro-tiles); every element
     // is still computed by the same code in the same order.

@@ -11,7 +11,8 @@
 
 namespace ttsr_st {
 
-// Returns 0, or 1 for arguments cuBLAS rejects as CUBLAS_STATUS_INVALID_VALUE.
+// Returns 0, or 1 for arguments cuBLAS rejects as CUBLAS_STATUS_INVALID_VALUE and
+// for k == 0 (which cuBLAS accepts; the relevance GEMM's depth is 9 * ck >= 9).
 int host_gemm(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha, const float* a,
               int lda, const float* b, int ldb, float beta, float* c, int ldc);
 int host_gemm(GemmOp transa, GemmOp transb, int m, int n, int k, float alpha, const uint16_t* a,

@@ -38,7 +38,6 @@ struct Plan {
     int p = 0;      // LR positions h * w
     int j = 0;      // Ref positions hr * wr
     int chunk = 0;  // Ref positions per pass
-    size_t element_size = 0;
     size_t qn_offset = 0, kn_offset = 0, rel_offset = 0, best_offset = 0, best_j_offset = 0;
     size_t bytes = 0;
 };
@@ -78,10 +77,10 @@ inline int make_plan(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_ch
     size_t chunk = budget_columns < size_t(out.j) ? budget_columns : size_t(out.j);
     if (ref_chunk > 0 && size_t(ref_chunk) < chunk) chunk = size_t(ref_chunk);
     out.chunk = chunk < 1 ? 1 : static_cast<int>(chunk);
-    out.element_size = element_size(dtype);
+    const size_t element = element_size(dtype);
     out.qn_offset = 0;
-    out.kn_offset = out.qn_offset + align_up(size_t(out.d) * out.p * out.element_size);
-    out.rel_offset = out.kn_offset + align_up(size_t(out.d) * out.chunk * out.element_size);
+    out.kn_offset = out.qn_offset + align_up(size_t(out.d) * out.p * element);
+    out.rel_offset = out.kn_offset + align_up(size_t(out.d) * out.chunk * element);
     out.best_offset = out.rel_offset + align_up(size_t(out.chunk) * out.p * sizeof(float));
     out.best_j_offset = out.best_offset + align_up(size_t(out.p) * sizeof(float));
     out.bytes = out.best_j_offset + align_up(size_t(out.p) * sizeof(int));

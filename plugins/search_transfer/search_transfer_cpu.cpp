@@ -142,10 +142,6 @@ int run(const ttsr_st_shape& s, const Plan& plan, const T* q, const T* k, const 
 
 extern "C" {
 
-size_t ttsr_st_cpu_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk) {
-    return ttsr_st_workspace_size(shape, dtype, ref_chunk);
-}
-
 int ttsr_st_cpu_run(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk, const void* q,
                     const void* k, const void* v3, const void* v2, const void* v1, void* s,
                     void* t3, void* t2, void* t1, void* workspace) {
@@ -155,19 +151,16 @@ int ttsr_st_cpu_run(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chu
     if (!q || !k || !v3 || !v2 || !v1 || !s || !t3 || !t2 || !t1 || !workspace) {
         return TTSR_ST_ERR_ARGUMENT;
     }
-    char* ws = static_cast<char*>(workspace);
-    if (dtype == TTSR_ST_FLOAT32) {
-        using T = float;
+    // One call for both dtypes: the tag's type picks the element type.
+    auto typed = [&](auto tag) {
+        using T = decltype(tag);
         return ttsr_st::run(*shape, plan, static_cast<const T*>(q), static_cast<const T*>(k),
                             static_cast<const T*>(v3), static_cast<const T*>(v2),
                             static_cast<const T*>(v1), static_cast<T*>(s), static_cast<T*>(t3),
-                            static_cast<T*>(t2), static_cast<T*>(t1), ws);
-    }
-    using T = uint16_t;
-    return ttsr_st::run(*shape, plan, static_cast<const T*>(q), static_cast<const T*>(k),
-                        static_cast<const T*>(v3), static_cast<const T*>(v2),
-                        static_cast<const T*>(v1), static_cast<T*>(s), static_cast<T*>(t3),
-                        static_cast<T*>(t2), static_cast<T*>(t1), ws);
+                            static_cast<T*>(t2), static_cast<T*>(t1),
+                            static_cast<char*>(workspace));
+    };
+    return dtype == TTSR_ST_FLOAT32 ? typed(float{}) : typed(uint16_t{});
 }
 
 }  // extern "C"

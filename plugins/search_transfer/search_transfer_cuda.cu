@@ -276,22 +276,17 @@ int ttsr_st_enqueue(ttsr_st_context* ctx, const ttsr_st_shape* shape, ttsr_st_dt
     if (!ctx || !q || !k || !v3 || !v2 || !v1 || !s || !t3 || !t2 || !t1 || !workspace) {
         return TTSR_ST_ERR_ARGUMENT;
     }
-    char* ws = static_cast<char*>(workspace);
-    cudaStream_t stream = static_cast<cudaStream_t>(cuda_stream);
-    if (dtype == TTSR_ST_FLOAT32) {
-        using T = float;
+    // One call for both dtypes: the tag's type picks the element type.
+    auto typed = [&](auto tag) {
+        using T = decltype(tag);
         return ttsr_st::enqueue(ctx->handle, *shape, plan, static_cast<const T*>(q),
                                 static_cast<const T*>(k), static_cast<const T*>(v3),
                                 static_cast<const T*>(v2), static_cast<const T*>(v1),
                                 static_cast<T*>(s), static_cast<T*>(t3), static_cast<T*>(t2),
-                                static_cast<T*>(t1), ws, stream);
-    }
-    using T = __half;
-    return ttsr_st::enqueue(ctx->handle, *shape, plan, static_cast<const T*>(q),
-                            static_cast<const T*>(k), static_cast<const T*>(v3),
-                            static_cast<const T*>(v2), static_cast<const T*>(v1),
-                            static_cast<T*>(s), static_cast<T*>(t3), static_cast<T*>(t2),
-                            static_cast<T*>(t1), ws, stream);
+                                static_cast<T*>(t1), static_cast<char*>(workspace),
+                                static_cast<cudaStream_t>(cuda_stream));
+    };
+    return dtype == TTSR_ST_FLOAT32 ? typed(float{}) : typed(__half{});
 }
 
 }  // extern "C"

@@ -44,8 +44,9 @@ TTSR_ST_API void ttsr_st_context_destroy(ttsr_st_context* ctx);
  * stays within a fixed byte budget, and capped by ref_chunk when it is > 0.
  * 0 for invalid arguments. */
 TTSR_ST_API int ttsr_st_chunk_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk);
-/* Device workspace bytes for ttsr_st_enqueue; grows linearly with h*w and
- * hr*wr, independent of n.  0 for invalid arguments. */
+/* Device workspace bytes for ttsr_st_enqueue; at most linear in h*w and hr*wr,
+ * independent of n, non-decreasing in hr*wr and the channels but not in h*w (a
+ * smaller LR grid lets a pass score more Ref positions).  0 for invalid arguments. */
 TTSR_ST_API size_t ttsr_st_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk);
 /* Enqueues the op on cuda_stream (NULL = legacy default stream); all pointers
  * are device pointers.  Returns TTSR_ST_OK or an error code. */
@@ -55,11 +56,11 @@ TTSR_ST_API int ttsr_st_enqueue(ttsr_st_context* ctx, const ttsr_st_shape* shape
                                 void* t1, void* workspace, void* cuda_stream);
 TTSR_ST_API const char* ttsr_st_status_string(int status);
 
-/* Host twin: same semantics and workspace layout, host pointers, synchronous.
+/* Host twin: same semantics and workspace layout (ttsr_st_workspace_size bytes,
+ * host memory), host pointers, synchronous.
  * float16 tensors are IEEE binary16 bit patterns (uint16).  The GEMM runs on
  * $TTSR_ST_CPU_THREADS threads (default: all hardware threads); results do not
  * depend on the thread count. */
-TTSR_ST_API size_t ttsr_st_cpu_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk);
 TTSR_ST_API int ttsr_st_cpu_run(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
                                 const void* q, const void* k, const void* v3, const void* v2,
                                 const void* v1, void* s, void* t3, void* t2, void* t1,

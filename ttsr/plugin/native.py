@@ -25,6 +25,8 @@ PLUGIN_LIBRARY = "libttsr_trt_plugin.so"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
 _STATUS_SHAPE = 1
+_INT = ctypes.c_int
+_POINTER = ctypes.c_void_p
 _CPU_FIX = (f"run `bash scripts/setup.sh` (or `cmake -S . -B build && cmake --build build`), "
             f"or point TTSR_PLUGIN_DIR at the folder that holds {CPU_LIBRARY}")
 _CUDA_FIX = ("build it with `cmake -S . -B build && cmake --build build --target ttsr_st_cuda` "
@@ -48,6 +50,9 @@ class _Shape(ctypes.Structure):
                    shapes.c3, shapes.c2, shapes.c1)
 
 
+_SHAPE_P = ctypes.POINTER(_Shape)
+
+
 def library_dir() -> Path:
     """Where the native libraries are: ``$TTSR_PLUGIN_DIR`` or ``<repo>/build``."""
     return Path(os.environ.get("TTSR_PLUGIN_DIR") or _REPO_ROOT / "build")
@@ -58,6 +63,11 @@ def default_plugin_library() -> Path:
     return library_dir() / PLUGIN_LIBRARY
 
 
+def _declare(lib: ctypes.CDLL, name: str, argtypes: list, restype: type | None) -> None:
+    function = getattr(lib, name)
+    function.argtypes, function.restype = argtypes, restype
+
+
 def _open(path: Path, fix: str) -> ctypes.CDLL:
     """Loads ``path`` and declares the planning functions both libraries export."""
     if not path.is_file():
@@ -66,39 +76,27 @@ def _open(path: Path, fix: str) -> ctypes.CDLL:
         lib = ctypes.CDLL(str(path))
     except OSError as exc:
         raise NativeLibraryError(f"cannot load {path} ({exc}): {fix}") from exc
-    shape_p = ctypes.POINTER(_Shape)
-    lib.ttsr_st_chunk_size.argtypes = [shape_p, ctypes.c_int, ctypes.c_int]
-    lib.ttsr_st_chunk_size.restype = ctypes.c_int
-    lib.ttsr_st_workspace_size.argtypes = [shape_p, ctypes.c_int, ctypes.c_int]
-    lib.ttsr_st_workspace_size.restype = ctypes.c_size_t
-    lib.ttsr_st_status_string.argtypes = [ctypes.c_int]
-    lib.ttsr_st_status_string.restype = ctypes.c_char_p
+    _declare(lib, "ttsr_st_chunk_size", [_SHAPE_P, _INT, _INT], _INT)
+    _declare(lib, "ttsr_st_workspace_size", [_SHAPE_P, _INT, _INT], ctypes.c_size_t)
+    _declare(lib, "ttsr_st_status_string", [_INT], ctypes.c_char_p)
     return lib
 
 
 @functools.lru_cache(maxsize=None)
 def _load_cpu(path: Path) -> ctypes.CDLL:
     lib = _open(path, _CPU_FIX)
-    shape_p = ctypes.POINTER(_Shape)
-    lib.ttsr_st_cpu_workspace_size.argtypes = [shape_p, ctypes.c_int, ctypes.c_int]
-    lib.ttsr_st_cpu_workspace_size.restype = ctypes.c_size_t
-    pointers: list[type[ctypes.c_void_p]] = [ctypes.c_void_p] * 10  # 5 inputs, 4 outputs, workspace
-    lib.ttsr_st_cpu_run.argtypes = [shape_p, ctypes.c_int, ctypes.c_int, *pointers]
-    lib.ttsr_st_cpu_run.restype = ctypes.c_int
+    # 5 inputs, 4 outputs, workspace
+    _declare(lib, "ttsr_st_cpu_run", [_SHAPE_P, _INT, _INT, *[_POINTER] * 10], _INT)
     return lib
 
 
 @functools.lru_cache(maxsize=None)
 def _load_cuda(path: Path) -> ctypes.CDLL:
     lib = _open(path, _CUDA_FIX)
-    shape_p = ctypes.POINTER(_Shape)
-    lib.ttsr_st_context_create.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
-    lib.ttsr_st_context_create.restype = ctypes.c_int
-    lib.ttsr_st_context_destroy.argtypes = [ctypes.c_void_p]
-    lib.ttsr_st_context_destroy.restype = None
-    pointers: list[type[ctypes.c_void_p]] = [ctypes.c_void_p] * 11  # 5 inputs, 4 outputs, workspace, stream
-    lib.ttsr_st_enqueue.argtypes = [ctypes.c_void_p, shape_p, ctypes.c_int, ctypes.c_int, *pointers]
-    lib.ttsr_st_enqueue.restype = ctypes.c_int
+    _declare(lib, "ttsr_st_context_create", [ctypes.POINTER(_POINTER)], _INT)
+    _declare(lib, "ttsr_st_context_destroy", [_POINTER], None)
+    # context, shape, dtype, ref_chunk, then 5 inputs, 4 outputs, workspace, stream
+    _declare(lib, "ttsr_st_enqueue", [_POINTER, _SHAPE_P, _INT, _INT, *[_POINTER] * 11], _INT)
     return lib
 
 
@@ -183,11 +181,8 @@ def search_transfer_cpu(q: np.ndarray, k: np.ndarray, v3: np.ndarray, v2: np.nda
     shapes = Shapes.from_inputs(*inputs)
     ref_chunk = _check_ref_chunk(ref_chunk)
     lib = cpu_library()
+    workspace = np.empty(_workspace_size(lib, shapes, dtype, ref_chunk), dtype=np.uint8)
     shape = _Shape.of(shapes)
-    size = lib.ttsr_st_cpu_workspace_size(ctypes.byref(shape), code, ref_chunk)
-    if size == 0:
-        raise _unsupported(shapes)
-    workspace = np.empty(size, dtype=np.uint8)
     outputs = tuple(np.empty(s, dtype=dtype) for s in shapes.outputs())
     status = lib.ttsr_st_cpu_run(ctypes.byref(shape), code, ref_chunk,
                                  *(a.ctypes.data for a in inputs),
