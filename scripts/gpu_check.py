@@ -68,10 +68,6 @@ def size_ladder(start: int, limit: int = 4096, growth: float = 1.25, multiple: i
         sizes.append(size)
 
 
-def median_of(samples: Sequence[float]) -> float:
-    return statistics.median(samples)
-
-
 def psnr(reference: Tensor, test: Tensor) -> float:
     """PSNR (dB) of ``test`` against ``reference`` with the reference's value range as peak."""
     reference = reference.double()
@@ -119,8 +115,6 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 def extrapolated_side(sides: Sequence[int], peaks: Sequence[float], capacity: float, degree: int) -> int | None:
     """Largest square LR side whose peak memory, fitted as a polynomial of ``degree`` in the LR
     area (2: the reference's relevance matrix, 1: the kernels), stays within ``capacity``."""
-    import numpy as np
-
     if len(sides) <= degree:
         return None
     area = np.array([s * s for s in sides], dtype=float)
@@ -375,7 +369,7 @@ def cuda_time_ms(fn: Callable[[], object], repeats: int, budget_s: float) -> flo
         end.record()
         end.synchronize()
         samples.append(start.elapsed_time(end))
-    return median_of(samples)
+    return statistics.median(samples)
 
 
 @dataclass
