@@ -57,15 +57,17 @@ void update_best(const float* rel, int ldc, int chunk_first, int chunk_len, int 
     }
 }
 
-// Texture of one level (scale f) for one image: output (channels, f*h, f*w)
+// Texture of one level (scale f) for image n: output (channels, f*h, f*w)
 // gathered from value (channels, f*hr, f*wr), like the transfer kernel.
 template <typename T>
-void transfer(const T* value, int channels, int f, const int* best_j, int h, int w, int hr,
-              int wr, T* out) {
+void transfer(const T* values, int n, int channels, int f, const int* best_j, int h, int w,
+              int hr, int wr, T* outs) {
     const int out_h = f * h;
     const int out_w = f * w;
     const size_t out_plane = size_t(out_h) * out_w;
     const size_t src_plane = size_t(f * hr) * (f * wr);
+    const T* value = values + size_t(n) * channels * src_plane;
+    T* out = outs + size_t(n) * channels * out_plane;
     // Sources of one output row: kPatchArea offsets per pixel, -1 = no sample.
     std::vector<long long> sources(size_t(out_w) * kPatchArea);
     for (int oy = 0; oy < out_h; ++oy) {
@@ -127,12 +129,9 @@ int run(const ttsr_st_shape& s, const Plan& plan, const T* q, const T* k, const 
         for (int pos = 0; pos < plan.p; ++pos) {
             store(best[pos], out_s + size_t(n) * lr + pos);
         }
-        transfer(v3 + size_t(n) * s.c3 * ref, s.c3, TTSR_ST_LEVEL_SCALE_3, best_j, s.h, s.w, s.hr, s.wr,
-                 t3 + size_t(n) * s.c3 * lr);
-        transfer(v2 + size_t(n) * s.c2 * 4 * ref, s.c2, TTSR_ST_LEVEL_SCALE_2, best_j, s.h, s.w, s.hr,
-                 s.wr, t2 + size_t(n) * s.c2 * 4 * lr);
-        transfer(v1 + size_t(n) * s.c1 * 16 * ref, s.c1, TTSR_ST_LEVEL_SCALE_1, best_j, s.h, s.w, s.hr,
-                 s.wr, t1 + size_t(n) * s.c1 * 16 * lr);
+        transfer(v3, n, s.c3, TTSR_ST_LEVEL_SCALE_3, best_j, s.h, s.w, s.hr, s.wr, t3);
+        transfer(v2, n, s.c2, TTSR_ST_LEVEL_SCALE_2, best_j, s.h, s.w, s.hr, s.wr, t2);
+        transfer(v1, n, s.c1, TTSR_ST_LEVEL_SCALE_1, best_j, s.h, s.w, s.hr, s.wr, t1);
     }
     return TTSR_ST_OK;
 }

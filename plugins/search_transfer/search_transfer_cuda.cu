@@ -188,13 +188,15 @@ void normalise(const T* map, int d, int h, int w, int first, int count, T* out,
                                                                               count, out);
 }
 
+// Texture of one level (scale f) for image n.
 template <typename T>
-void transfer(const T* value, int channels, int f, const int* best_j, const ttsr_st_shape& s,
-              T* out, cudaStream_t stream) {
+void transfer(const T* values, int n, int channels, int f, const int* best_j,
+              const ttsr_st_shape& s, T* outs, cudaStream_t stream) {
     const long long total = 1LL * channels * f * s.h * f * s.w;
+    const T* value = values + size_t(n) * channels * f * s.hr * f * s.wr;
     const unsigned blocks = grid_for(std::min(total, kMaxTransferBlocks * kBlock), kBlock);
     transfer_kernel<T><<<blocks, kBlock, 0, stream>>>(
-        value, channels, f, best_j, s.h, s.w, s.hr, s.wr, out);
+        value, channels, f, best_j, s.h, s.w, s.hr, s.wr, outs + size_t(n) * total);
 }
 
 template <typename T>
@@ -225,12 +227,9 @@ int enqueue(cublasHandle_t handle, const ttsr_st_shape& s, const Plan& plan, con
         }
         write_soft_kernel<T><<<grid_for(plan.p, kBlock), kBlock, 0, stream>>>(
             best, plan.p, out_s + size_t(n) * lr);
-        transfer(v3 + size_t(n) * s.c3 * ref, s.c3, TTSR_ST_LEVEL_SCALE_3, best_j, s,
-                 t3 + size_t(n) * s.c3 * lr, stream);
-        transfer(v2 + size_t(n) * s.c2 * 4 * ref, s.c2, TTSR_ST_LEVEL_SCALE_2, best_j, s,
-                 t2 + size_t(n) * s.c2 * 4 * lr, stream);
-        transfer(v1 + size_t(n) * s.c1 * 16 * ref, s.c1, TTSR_ST_LEVEL_SCALE_1, best_j, s,
-                 t1 + size_t(n) * s.c1 * 16 * lr, stream);
+        transfer(v3, n, s.c3, TTSR_ST_LEVEL_SCALE_3, best_j, s, t3, stream);
+        transfer(v2, n, s.c2, TTSR_ST_LEVEL_SCALE_2, best_j, s, t2, stream);
+        transfer(v1, n, s.c1, TTSR_ST_LEVEL_SCALE_1, best_j, s, t1, stream);
         if (cudaGetLastError() != cudaSuccess) return TTSR_ST_ERR_CUDA;
     }
     return TTSR_ST_OK;
