@@ -145,7 +145,7 @@ def _open_backend(kind: str, *, engine: Path | None, onnx: Path | None, plugin: 
                   model: Any, checkpoint: Path | None, cuda_graph: bool, threads: int | None,
                   torch_device: str, workdir: Path, cleanup: ExitStack) -> Any:
     """The backend to time; ``cleanup`` frees what it holds (the trt backend's GPU memory)."""
-    from ttsr.runtime.backends import open_backend
+    from ttsr.runtime.backends import OrtRunner, TorchBackend
 
     if kind == "trt":
         if engine is None:
@@ -170,10 +170,10 @@ def _open_backend(kind: str, *, engine: Path | None, onnx: Path | None, plugin: 
         except OnnxInfoError as exc:
             raise click.ClickException(str(exc)) from None
         try:
-            return open_backend("ort", onnx=onnx, threads=threads)
+            return OrtRunner(onnx, threads=threads)
         except Exception as exc:  # OrtBackendError, NativeLibraryError, and ONNX Runtime's own (not RuntimeErrors)
             raise click.ClickException(f"ONNX Runtime cannot run {onnx}: {first_line(exc)}") from None
-    return open_backend("torch", model=model, device=torch_device)
+    return TorchBackend(model, device=torch_device)
 
 
 def _known_errors(kind: str) -> tuple[type[Exception], ...]:
@@ -203,14 +203,10 @@ def _reference_outputs(model: Any, jobs: list[Job], batches: list[Any], backend_
     if kind == "torch":
         return backend_outputs
     from ttsr.runtime.backends import TorchBackend
-    from ttsr.runtime.timing import stack_batch
+    from ttsr.runtime.timing import run_batches
 
-    reference = TorchBackend(model, device=device)
-    outputs: list[np.ndarray] = [np.empty(0)] * len(jobs)
-    for batch in batches:
-        sr = reference.run(stack_batch([job.inputs for job in jobs], batch))
-        for slot, index in enumerate(batch.indices[:batch.real]):
-            outputs[index] = sr[slot]
+    outputs, _ = run_batches(TorchBackend(model, device=device), [job.inputs for job in jobs], batches,
+                             warmup=0)
     return outputs
 
 

@@ -20,9 +20,6 @@ from ttsr.engine.gpu import detect_gpu
 from ttsr.engine.profiles import Profile
 from ttsr.model.ttsr import TTSR
 
-BACKENDS = ("trt", "ort", "torch")
-
-
 class Backend(Protocol):
     name: str
     last_stages: dict[str, float]
@@ -85,28 +82,6 @@ class OrtRunner:
 def default_backend(engine: str | os.PathLike[str] | None) -> str:
     """``trt`` when an engine is given and a GPU is present, else ``ort`` (the rewritten graph on the CPU)."""
     return "trt" if engine is not None and detect_gpu() is not None else "ort"
-
-
-def open_backend(kind: str, *, engine: str | os.PathLike[str] | None = None,
-                 onnx: str | os.PathLike[str] | None = None, model: TTSR | None = None,
-                 plugin_library: str | os.PathLike[str] | None = None, cuda_graph: bool = False,
-                 threads: int | None = None, device: str = "cpu") -> Backend:
-    """Open backend ``kind`` from what it needs: an engine (trt), an ONNX file (ort) or a model (torch)."""
-    if kind == "trt":
-        if engine is None:
-            raise ValueError("the trt backend needs --engine (make one with build_engine.py)")
-        from ttsr.runtime.trt_backend import TrtBackend
-
-        return TrtBackend(engine, plugin_library=plugin_library, cuda_graph=cuda_graph)
-    if kind == "ort":
-        if onnx is None:
-            raise ValueError("the ort backend needs --onnx (the rewritten graph from `ttsr export`)")
-        return OrtRunner(onnx, threads=threads)
-    if kind == "torch":
-        if model is None:
-            raise ValueError("the torch backend needs a model (--checkpoint or --seed)")
-        return TorchBackend(model, device=device)
-    raise ValueError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
 
 
 def backend_profiles(backend: Backend) -> list[Profile] | None:
