@@ -101,8 +101,8 @@ bool checkInputRelations(Dims const* const* in, ttsr_st_shape const& s, std::str
         {s.n, s.ck, s.h, s.w},
         {s.n, s.ck, s.hr, s.wr},
         {s.n, s.c3, s.hr, s.wr},
-        {s.n, s.c2, 2 * int64_t{s.hr}, 2 * int64_t{s.wr}},
-        {s.n, s.c1, 4 * int64_t{s.hr}, 4 * int64_t{s.wr}},
+        {s.n, s.c2, TTSR_ST_LEVEL_SCALE_2 * int64_t{s.hr}, TTSR_ST_LEVEL_SCALE_2 * int64_t{s.wr}},
+        {s.n, s.c1, TTSR_ST_LEVEL_SCALE_1 * int64_t{s.hr}, TTSR_ST_LEVEL_SCALE_1 * int64_t{s.wr}},
     };
     for (int32_t i = 0; i < TTSR_ST_NUM_INPUTS; ++i)
     {
@@ -369,9 +369,9 @@ int32_t TTSRSearchTransferPlugin::getOutputShapes(DimsExprs const* inputs, int32
         }
         DimsExprs const& q = inputs[kQ];
         IDimensionExpr const* one = exprBuilder.constant(1);
-        IDimensionExpr const* two = exprBuilder.constant(2);
-        IDimensionExpr const* four = exprBuilder.constant(4);
-        if (one == nullptr || two == nullptr || four == nullptr)
+        IDimensionExpr const* level2 = exprBuilder.constant(TTSR_ST_LEVEL_SCALE_2);
+        IDimensionExpr const* level1 = exprBuilder.constant(TTSR_ST_LEVEL_SCALE_1);
+        if (one == nullptr || level2 == nullptr || level1 == nullptr)
         {
             return -1;
         }
@@ -382,8 +382,8 @@ int32_t TTSRSearchTransferPlugin::getOutputShapes(DimsExprs const* inputs, int32
         IDimensionExpr const* const shapes[TTSR_ST_NUM_OUTPUTS][4] = {
             {q.d[0], one, q.d[2], q.d[3]},
             {q.d[0], inputs[kV3].d[1], q.d[2], q.d[3]},
-            {q.d[0], inputs[kV2].d[1], scaled(2, two), scaled(3, two)},
-            {q.d[0], inputs[kV1].d[1], scaled(2, four), scaled(3, four)},
+            {q.d[0], inputs[kV2].d[1], scaled(2, level2), scaled(3, level2)},
+            {q.d[0], inputs[kV1].d[1], scaled(2, level1), scaled(3, level1)},
         };
         for (int32_t o = 0; o < nbOutputs; ++o)
         {
