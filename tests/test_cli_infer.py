@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from ttsr.cli import main
-from ttsr.engine.graphs import export_rewritten
+from ttsr.engine.graphs import ensure_precision, export_rewritten
 from ttsr.engine.onnx_info import inspect_onnx
 from ttsr.engine.gpu import GpuInfo
 from ttsr.engine.profiles import Profile
@@ -231,8 +231,10 @@ def test_failed_write_removes_what_the_run_created(pairs, tmp_path):
     assert not (tmp_path / "sr").exists()
 
 
-def test_recorded_checkpoint_hash_is_in_the_graph(artefacts):
+def test_recorded_checkpoint_hash_is_in_the_graph_and_its_fp16_pass(artefacts, tmp_path):
     assert inspect_onnx(artefacts["onnx"]).checkpoint_sha256 == file_sha256(artefacts["base"])
+    fp16 = inspect_onnx(ensure_precision(artefacts["onnx"], "fp16", tmp_path))
+    assert fp16.precision == "fp16" and fp16.checkpoint_sha256 == file_sha256(artefacts["base"])
 
 
 def test_help_teaches_through_the_shim():

@@ -46,14 +46,14 @@ def ensure_rewritten(onnx_path: str | os.PathLike[str], workdir: str | os.PathLi
 
 def ensure_precision(onnx_path: str | os.PathLike[str], precision: str,
                      workdir: str | os.PathLike[str]) -> Path:
-    """The graph in ``precision`` ("fp16" or "fp32"): ``onnx_path`` when it already is, else its FP16 pass.
+    """The graph in ``precision`` ("fp16" or "fp32"): ``onnx_path`` when it already is, else its FP16 pass
+    (which keeps the graph's metadata, the recorded checkpoint among it).
 
     An FP16 graph cannot be turned back into FP32 without losing what rounding
     took away, so asking for fp32 from an FP16 graph is an error.
     """
     onnx_path = Path(onnx_path)
-    info = inspect_onnx(onnx_path)
-    if info.precision == precision:
+    if inspect_onnx(onnx_path).precision == precision:
         return onnx_path
     if precision == "fp32":
         raise ValueError(f"{onnx_path} is an FP16 graph; an fp32 engine needs the FP32 graph "
@@ -62,6 +62,4 @@ def ensure_precision(onnx_path: str | os.PathLike[str], precision: str,
 
     fp16 = Path(workdir) / f"{onnx_path.stem}.fp16.onnx"
     convert_fp16(onnx_path, fp16, io_dtype="float32")
-    if info.checkpoint_sha256 is not None:
-        record_checkpoint(fp16, info.checkpoint_sha256)
     return fp16
