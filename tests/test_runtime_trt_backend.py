@@ -241,7 +241,8 @@ def test_cuda_graph_is_recaptured_when_the_shape_changes(engine, monkeypatch):
 
 
 class FakeDriver:
-    """libcuda's graph calls: status codes from ``fail`` (name -> status), a graph made by EndCapture."""
+    """libcuda's graph calls: status codes from ``fail`` (name -> status), a graph made by EndCapture,
+    an executable graph made by Instantiate."""
 
     def __init__(self, fail: dict[str, int]) -> None:
         self.fail, self.destroyed = fail, []
@@ -250,6 +251,8 @@ class FakeDriver:
         def call(*args):
             if name == "cuStreamEndCapture":
                 args[1]._obj.value = 0xBEEF
+            if name == "cuGraphInstantiateWithFlags":
+                args[0]._obj.value = 0xCAFE
             if name == "cuGraphDestroy":
                 self.destroyed.append(args[0].value)
             return self.fail.get(name, 0)
@@ -278,7 +281,9 @@ def test_failed_instantiation_destroys_the_graph():
     with pytest.raises(EngineError, match="cuGraphInstantiate failed with CUDA driver error 1"):
         graphs_with(driver).capture(77, lambda: None)
     assert driver.destroyed == [0xBEEF]
-    assert graphs_with(FakeDriver({})).capture(77, lambda: None) == 0  # the fake makes no exec handle
+    driver = FakeDriver({})
+    assert graphs_with(driver).capture(77, lambda: None) == 0xCAFE  # the executable graph
+    assert driver.destroyed == [0xBEEF]  # the captured graph is not needed once instantiated
 
 
 def test_sidecar_of_another_engine(engine):
