@@ -272,10 +272,3 @@ def test_help_teaches_where_to_get_weights_and_data() -> None:
     assert CHECKPOINT_URLS["ttsr-rec"] in result.output and evaluate.CUFED5_URL in result.output
     assert "ttsr evaluate --data-dir CUFED5 --checkpoint" in result.output
 
-
-def test_tf32_is_off_while_evaluating_and_restored_after() -> None:
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv  # type: ignore[attr-defined]
-    before = matmul.fp32_precision, conv.fp32_precision
-    with evaluate.faithful_float32():
-        assert (matmul.fp32_precision, conv.fp32_precision) == ("ieee", "ieee")
-    assert (matmul.fp32_precision, conv.fp32_precision) == before

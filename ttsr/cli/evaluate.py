@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import re
 import sys
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 from urllib.parse import urlparse
 
 import click
@@ -22,8 +21,9 @@ from tqdm import tqdm
 from ttsr.atomic import write_json_atomic
 from ttsr.cli.common import load_model
 from ttsr.data.images import ImageError, load_image, save_image
-from ttsr.data.prepare import SCALE, ModelInputs, prepare_eval, to_image
+from ttsr.data.prepare import SCALE, ModelInputs, mod_crop, prepare_eval, to_image
 from ttsr.metrics import CONVENTIONS, score
+from ttsr.metrics.quality import SSIM_WINDOW
 from ttsr.model import CHECKPOINT_URLS, file_sha256
 from ttsr.runtime.backends import TorchBackend
 
@@ -38,8 +38,6 @@ CONVENTION_NOTES = {
     "y": "PSNR and SSIM on BT.601 luma",
 }
 GT_LEVEL = 0
-# Side of the SSIM window (ttsr.metrics): the scored area must hold at least one.
-SSIM_WINDOW = 11
 # Up to this many images each gets its own line; more get a progress bar.
 PER_IMAGE_LINES_UP_TO = 5
 
@@ -88,12 +86,6 @@ def find_samples(data_dir: Path, ref_level: int = 1, limit: int | None = None) -
     return samples
 
 
-def mod_crop(image: np.ndarray) -> np.ndarray:
-    """Crop bottom/right to multiples of 4, as mmagic 1.x ``ModCrop`` and the official TTSR test code do."""
-    height, width = image.shape[:2]
-    return image[: height - height % SCALE, : width - width % SCALE]
-
-
 def _load(path: Path) -> np.ndarray:
     try:
         return load_image(path)
@@ -125,27 +117,10 @@ def load_sample(sample: Sample, crop: bool = False, crop_border: int = SCALE) ->
 
 def released_model(checkpoint: Path) -> str | None:
     """The CHECKPOINT_URLS key whose released file has ``checkpoint``'s file name, if any."""
-    for key, url in CHECKPOINT_URLS.items():
-        if Path(urlparse(url).path).name == checkpoint.name:
+    for key in CHECKPOINT_URLS:
+        if _release_file_name(key) == checkpoint.name:
             return key
     return None
-
-
-@contextmanager
-def faithful_float32() -> Iterator[None]:
-    """Full-precision float32 matmuls and convolutions on CUDA while inside.
-
-    The published figures come from a Pascal GPU, which has no TF32; TF32 can also flip
-    near-ties in the search-transfer argmax, changing whole transferred patches.
-    """
-    # torch's stubs do not declare the cudnn.conv flags module that 2.9+ has at run time.
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv  # type: ignore[attr-defined]
-    saved = matmul.fp32_precision, conv.fp32_precision
-    matmul.fp32_precision, conv.fp32_precision = "ieee", "ieee"
-    try:
-        yield
-    finally:
-        matmul.fp32_precision, conv.fp32_precision = saved
 
 
 def score_samples(predict: Callable[[ModelInputs], np.ndarray], samples: Sequence[Sample], convention: str,
@@ -310,8 +285,7 @@ def evaluate_command(data_dir: Path, checkpoint: Path | None, seed: int | None, 
         progress.update()
 
     try:
-        with faithful_float32():
-            scores = score_samples(backend.run, samples, convention, crop_border, mod_crop, out_dir, report)
+        scores = score_samples(backend.run, samples, convention, crop_border, mod_crop, out_dir, report)
     except (DatasetError, ImageError) as error:
         raise click.ClickException(str(error)) from None
     except torch.OutOfMemoryError:
