@@ -65,12 +65,15 @@ def _model(checkpoint: Path | None, seed: int | None) -> tuple[TTSR, str]:
     return load_model(checkpoint, 0 if seed is None else seed)
 
 
-def _record_source(path: Path, checkpoint: Path | None) -> None:
+def _record_source(graphs: list[Path], checkpoint: Path | None) -> None:
+    """Store the checkpoint's sha256 (hashed once) in each graph."""
     if checkpoint is not None:
         from ttsr.engine.onnx_info import record_checkpoint
         from ttsr.model import file_sha256
 
-        record_checkpoint(path, file_sha256(checkpoint))
+        checkpoint_sha256 = file_sha256(checkpoint)
+        for graph in graphs:
+            record_checkpoint(graph, checkpoint_sha256)
 
 
 def _make_folder(folder: Path) -> list[Path]:
@@ -141,9 +144,8 @@ def export_command(output: Path, checkpoint: Path | None, seed: int | None, rewr
             for folder in reversed(created):
                 folder.rmdir()  # empty: every write is atomic
             raise click.ClickException(str(exc)) from None
-        for path in {plain, rewritten, output}:
-            if path.parent == output.parent and path.exists():
-                _record_source(path, checkpoint)
+        kept = [path for path in {plain, rewritten, output} if path.parent == output.parent and path.exists()]
+        _record_source(kept, checkpoint)
     click.echo(f"Wrote {output}")
 
 

@@ -119,6 +119,12 @@ def crop_like(ref: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+def mod_crop(image: np.ndarray) -> np.ndarray:
+    """Crop bottom/right to multiples of 4, as mmagic 1.x ``ModCrop`` and the official TTSR test code do."""
+    height, width = image.shape[:2]
+    return image[: height - height % SCALE, : width - width % SCALE]
+
+
 def prepare_eval(gt: np.ndarray, ref: np.ndarray) -> tuple[ModelInputs, np.ndarray]:
     """mmediting 0.x CUFED ``valid_pipeline``: inputs (batch 1) from a GT image and its Ref; also returns GT."""
     _check_image("GT", gt)
@@ -145,7 +151,7 @@ def prepare_pair(lr: np.ndarray, ref: np.ndarray) -> ModelInputs:
     height, width = ref.shape[:2]
     if height < SCALE or width < SCALE:
         raise ValueError(f"Ref is {height}x{width}, each side must be at least {SCALE} pixels; give a larger Ref")
-    ref = ref[: height - height % SCALE, : width - width % SCALE]
+    ref = mod_crop(ref)
     ref_downup = resize_bicubic(resize_bicubic(ref, 1 / SCALE), SCALE)
     return _model_inputs(lr, resize_bicubic(lr, SCALE), ref, ref_downup)
 

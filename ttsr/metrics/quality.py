@@ -16,7 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 CONVENTIONS = ("rgb", "y", "mmediting-0.x")
 SSIM_MODES = ("standard", "mmediting-0.x")
 
-_WINDOW = 11
+SSIM_WINDOW = 11
 _SIGMA = 1.5
 _C1 = (0.01 * 255) ** 2
 _C2 = (0.03 * 255) ** 2
@@ -26,7 +26,7 @@ _BLUE = 2
 
 def _gaussian_kernel() -> np.ndarray:
     """1-D kernel of cv2.getGaussianKernel(11, 1.5); its outer product is mmediting's 2-D window."""
-    offsets = np.arange(_WINDOW, dtype=np.float64) - (_WINDOW - 1) / 2
+    offsets = np.arange(SSIM_WINDOW, dtype=np.float64) - (SSIM_WINDOW - 1) / 2
     kernel = np.exp(-(offsets ** 2) / (2 * _SIGMA ** 2))
     normalised: np.ndarray = kernel / kernel.sum()
     return normalised
@@ -64,8 +64,8 @@ def psnr(pred: np.ndarray, gt: np.ndarray, crop_border: int = 4, convert_to: str
 
 def _filter_valid(image: np.ndarray) -> np.ndarray:
     """Separable Gaussian filtering of an HxW array where the whole window fits ("valid")."""
-    rows = sliding_window_view(image, _WINDOW, axis=0) @ _KERNEL
-    filtered: np.ndarray = sliding_window_view(rows, _WINDOW, axis=1) @ _KERNEL
+    rows = sliding_window_view(image, SSIM_WINDOW, axis=0) @ _KERNEL
+    filtered: np.ndarray = sliding_window_view(rows, SSIM_WINDOW, axis=1) @ _KERNEL
     return filtered
 
 
@@ -91,8 +91,8 @@ def ssim(pred: np.ndarray, gt: np.ndarray, crop_border: int = 4, convert_to: str
     if mode not in SSIM_MODES:
         raise ValueError(f"SSIM mode must be one of {SSIM_MODES}, got {mode!r}")
     pred, gt = _prepare(pred, gt, crop_border, convert_to)
-    if min(pred.shape[:2]) < _WINDOW:
-        raise ValueError(f"SSIM needs at least {_WINDOW}x{_WINDOW} pixels after cropping, "
+    if min(pred.shape[:2]) < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels after cropping, "
                          f"got {pred.shape[0]}x{pred.shape[1]}; use larger images or a smaller crop_border")
     channels = range(pred.shape[2])
     if mode == "mmediting-0.x" and crop_border and pred.shape[2] == 3:

@@ -31,7 +31,7 @@ from onnxruntime_extensions import PyCustomOpDef, get_library_path, onnx_op
 from ttsr import contract
 from ttsr.model.ttsr import INPUT_NAMES, OUTPUT_NAME
 from ttsr.plugin.native import search_transfer_cpu
-from ttsr.surgery.graph_io import load_onnx
+from ttsr.surgery.graph_io import elem_types, load_onnx
 
 if TYPE_CHECKING:
     from ttsr.data.prepare import ModelInputs
@@ -87,14 +87,6 @@ def _is_plugin(node: onnx.NodeProto) -> bool:
     return node.op_type == contract.OP_TYPE and node.domain == contract.DOMAIN
 
 
-def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
-    typed = onnx.shape_inference.infer_shapes(model)
-    types = {v.name: v.type.tensor_type.elem_type
-             for v in [*typed.graph.value_info, *typed.graph.input, *typed.graph.output]}
-    types.update((t.name, t.data_type) for t in model.graph.initializer)
-    return types
-
-
 def _cast(src: str, dst: str, to: int) -> onnx.NodeProto:
     return onnx.helper.make_node("Cast", [src], [dst], to=to, name=f"/emulate_fp16/{dst}")
 
@@ -145,7 +137,7 @@ def _emulate_fp16(model: onnx.ModelProto, types: dict[str, int]) -> None:
 def _session_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
     """The copy of ``model`` that ONNX Runtime runs; also whether it has plugin nodes."""
     plugins = [n for n in model.graph.node if _is_plugin(n)]
-    types = _elem_types(model)
+    types = elem_types(model)
     has_fp16 = TensorProto.FLOAT16 in types.values()
     if not plugins and not has_fp16:
         return model, False
@@ -184,7 +176,6 @@ class OrtBackend:
             options.inter_op_num_threads = 1
         if has_plugin:
             options.register_custom_ops_library(get_library_path())
-        self.path = path
         self.has_plugin = has_plugin
         self.session = ort.InferenceSession(model.SerializeToString(), options,
                                             providers=["CPUExecutionProvider"])

@@ -1,4 +1,4 @@
-"""Reading ONNX files with one-line errors, for every module that takes a graph path."""
+"""Reading ONNX files with one-line errors, and the element types of a graph's tensors."""
 
 from __future__ import annotations
 
@@ -19,3 +19,11 @@ def load_onnx(path: str | os.PathLike[str], error: type[Exception], fix: str) ->
         return onnx.load(path)
     except Exception as exc:  # protobuf raises DecodeError, onnx raises its own
         raise error(f"{path}: not a readable ONNX model ({first_line(exc)}); {fix}") from None
+
+
+def elem_types(model: onnx.ModelProto) -> dict[str, int]:
+    """ONNX element type of every typed tensor (inputs, outputs, inferred values, initializers) by name."""
+    graph = onnx.shape_inference.infer_shapes(model).graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
+    types.update((t.name, t.data_type) for t in model.graph.initializer)
+    return types

@@ -37,7 +37,7 @@ import onnx_graphsurgeon as gs
 from ttsr import contract
 from ttsr.errors import first_line
 from ttsr.export.onnx_export import save_checked_model
-from ttsr.surgery.graph_io import load_onnx
+from ttsr.surgery.graph_io import elem_types, load_onnx
 from ttsr.model.ttsr import INPUT_NAMES as MODEL_INPUTS
 
 SCOPE_KEY = "pkg.torch.onnx.name_scopes"
@@ -152,15 +152,6 @@ def _find_block(model: onnx.ModelProto) -> tuple[str, list[onnx.NodeProto]]:
     return scope, nodes
 
 
-def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
-    inferred = onnx.shape_inference.infer_shapes(model)
-    graph = inferred.graph
-    types = {v.name: v.type.tensor_type.elem_type
-             for v in [*graph.value_info, *graph.input, *graph.output]}
-    types.update((t.name, t.data_type) for t in graph.initializer)
-    return types
-
-
 def _float_sources(nodes: Iterable[onnx.NodeProto], seeds: dict[str, frozenset[str]],
                    is_float: Callable[[str], bool]) -> dict[str, frozenset[str]]:
     """For each tensor, the seeds its floating-point data flows from (integer edges ignored)."""
@@ -201,7 +192,7 @@ def _boundary(model: onnx.ModelProto, block: list[onnx.NodeProto]
               ) -> tuple[dict[str, str], dict[str, str]]:
     """Map contract roles to tensor names: inputs (q, k, v3, v2, v1), outputs (s, t3, t2, t1)."""
     graph = model.graph
-    types = _elem_types(model)
+    types = elem_types(model)
     initializers = {t.name for t in graph.initializer}
     graph_inputs = {i.name for i in graph.input if i.name not in initializers}
     missing = set(MODEL_INPUTS) - graph_inputs
