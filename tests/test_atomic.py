@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ttsr.atomic import atomic_output, write_bytes_atomic, write_json_atomic
+from ttsr.atomic import atomic_output, make_folders, write_bytes_atomic, write_json_atomic
 
 
 class Boom(Exception):
@@ -65,3 +65,11 @@ def test_json_is_strict_with_non_finite_floats_as_strings(tmp_path):
     assert data == {"psnr": "inf", "low": "-inf", "rows": [["nan", 1.5]]}
     assert float(data["psnr"]) == math.inf
 
+
+
+def test_make_folders_returns_only_what_it_created_outermost_first(tmp_path):
+    (tmp_path / "a").mkdir()
+    target = tmp_path / "a" / "b" / "c"
+    assert make_folders(target) == [tmp_path / "a" / "b", target]
+    assert target.is_dir()
+    assert make_folders(target) == []

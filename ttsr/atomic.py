@@ -57,3 +57,11 @@ def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> None:
     """
     text = json.dumps(_strict(payload), indent=2, allow_nan=False) + "\n"
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def make_folders(folder: str | os.PathLike[str]) -> list[Path]:
+    """Create ``folder`` with its missing parents; returns those created, outermost first (for clean-up on failure)."""
+    folder = Path(folder)
+    created = [path for path in (*reversed(folder.parents), folder) if not path.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return created

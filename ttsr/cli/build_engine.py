@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from ttsr.cli.common import load_model
+from ttsr.cli.common import load_model, size_option
 from ttsr.engine.builder import (BuildError, BuildOptions, build_engine, check_hardware_compat, require_gpu,
                                  require_plugin_file, require_tensorrt)
 from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
-from ttsr.engine.profiles import ProfileError, Size, make_profile, parse_size
+from ttsr.engine.profiles import ProfileError, Size, make_profile
 from ttsr.engine.sidecar import HARDWARE_COMPAT_LEVELS, sidecar_path
 from ttsr.errors import first_line
 from ttsr.model import file_sha256
@@ -40,15 +40,6 @@ Needs TensorRT for the CUDA major the plugin library was built with
 an NVIDIA GPU and the plugin library (bash scripts/setup.sh builds it where
 TensorRT's headers are found).
 """
-
-
-def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> Size | None:
-    if value is None:
-        return None
-    try:
-        return parse_size(value)
-    except ProfileError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
 def _default_plugin() -> Path:
@@ -92,12 +83,12 @@ def _graph(checkpoint: Path | None, onnx_path: Path | None, seed: int | None, pr
 @click.option("--weak-fp16", is_flag=True,
               help="TensorRT 10 only: build the FP32 graph weakly typed with the FP16 builder flag "
                    "(removed in TensorRT 11; strong typing is the default for good reasons).")
-@click.option("--min-lr", callback=_size, metavar="HxW", help="Smallest LR size, HxW.")
-@click.option("--opt-lr", callback=_size, metavar="HxW", help="LR size TensorRT tunes for, HxW.")
-@click.option("--max-lr", callback=_size, metavar="HxW", help="Largest LR size, HxW.")
-@click.option("--min-ref", callback=_size, metavar="HxW", help="Smallest Ref size (multiples of 4), HxW.")
-@click.option("--opt-ref", callback=_size, metavar="HxW", help="Ref size TensorRT tunes for, HxW.")
-@click.option("--max-ref", callback=_size, metavar="HxW", help="Largest Ref size, HxW.")
+@click.option("--min-lr", callback=size_option, metavar="HxW", help="Smallest LR size, HxW.")
+@click.option("--opt-lr", callback=size_option, metavar="HxW", help="LR size TensorRT tunes for, HxW.")
+@click.option("--max-lr", callback=size_option, metavar="HxW", help="Largest LR size, HxW.")
+@click.option("--min-ref", callback=size_option, metavar="HxW", help="Smallest Ref size (multiples of 4), HxW.")
+@click.option("--opt-ref", callback=size_option, metavar="HxW", help="Ref size TensorRT tunes for, HxW.")
+@click.option("--max-ref", callback=size_option, metavar="HxW", help="Largest Ref size, HxW.")
 @click.option("--min-batch", type=click.IntRange(min=1), help="Smallest batch (default: 1).")
 @click.option("--opt-batch", type=click.IntRange(min=1), help="Batch TensorRT tunes for (default: --max-batch).")
 @click.option("--max-batch", type=click.IntRange(min=1), help="Largest batch (default: --opt-batch, or 1).")

@@ -1,4 +1,4 @@
-"""What several commands share: the PyTorch model from --checkpoint or --seed."""
+"""What several commands share: the PyTorch model from --checkpoint or --seed, and HxW size options."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ttsr.engine.profiles import ProfileError, Size, parse_size
 from ttsr.model import TTSR, CheckpointError, build_model, load_checkpoint
 
 
@@ -22,3 +23,13 @@ def load_model(checkpoint: Path | None, seed: int = 0, device: str = "cpu") -> t
         return load_checkpoint(checkpoint, map_location=device), f"Model: PyTorch TTSR from {checkpoint}"
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def size_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Size | None:
+    """click callback: ``HxW`` or ``N`` -> (height, width), a bad value -> a usage error naming the option."""
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ProfileError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None

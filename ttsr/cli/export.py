@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -13,7 +12,8 @@ from typing import TYPE_CHECKING
 import click
 import numpy as np
 
-from ttsr.cli.common import load_model
+from ttsr.atomic import make_folders
+from ttsr.cli.common import load_model, size_option
 
 if TYPE_CHECKING:
     from ttsr.data.prepare import ModelInputs
@@ -52,13 +52,6 @@ the same weights (whole image, no border crop).
 """
 
 
-def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)x(\d+)", value.strip().lower())
-    if not match:
-        raise click.BadParameter(f"{value!r} is not HxW, e.g. 8x12")
-    return int(match[1]), int(match[2])
-
-
 def _model(checkpoint: Path | None, seed: int | None) -> tuple[TTSR, str]:
     if checkpoint is not None and seed is not None:
         raise click.UsageError("give --checkpoint or --seed, not both")
@@ -77,14 +70,11 @@ def _record_source(graphs: list[Path], checkpoint: Path | None) -> None:
 
 
 def _make_folder(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing parents; returns those created, outermost first."""
-    created = [path for path in (*reversed(folder.parents), folder) if not path.exists()]
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        return make_folders(folder)
     except OSError as exc:
         raise click.UsageError(f"cannot create output folder {folder} ({exc.strerror or exc}); "
                                f"choose another OUTPUT path") from None
-    return created
 
 
 @click.command("export", epilog=EXPORT_EPILOG)
@@ -97,9 +87,9 @@ def _make_folder(folder: Path) -> list[Path]:
 @click.option("--fp16", is_flag=True, help="Write the FP16 variant of the rewritten graph (implies --rewrite).")
 @click.option("--io-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
               help="With --fp16: dtype of the graph inputs and output (float32 adds Casts at the boundary).")
-@click.option("--lr-size", default="8x12", show_default=True, callback=_size,
+@click.option("--lr-size", default="8x12", show_default=True, callback=size_option,
               help="LR size HxW of the example traced by the exporter (the graph takes any size).")
-@click.option("--ref-size", default="36x28", show_default=True, callback=_size,
+@click.option("--ref-size", default="36x28", show_default=True, callback=size_option,
               help="Ref size HxW of the example (multiples of 4).")
 @click.option("--batch", type=click.IntRange(min=2), default=2, show_default=True,
               help="Batch of the example (the graph takes any batch).")

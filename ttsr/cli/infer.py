@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import numpy as np
 
-from ttsr.atomic import write_json_atomic
+from ttsr.atomic import make_folders, write_json_atomic
 from ttsr.cli.common import load_model
 from ttsr.engine.builder import tool_version
 from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
@@ -273,21 +273,19 @@ def accuracy_table(rows: list[dict[str, Any]], aggregate: dict[str, dict[str, fl
     return "\n".join(lines)
 
 
-def _gate(rows: list[dict[str, Any]], min_psnr: float | None, min_ssim: float | None) -> list[dict[str, Any]]:
-    if min_psnr is None:
-        raise click.UsageError("--check needs --min-psnr DB (and optionally --min-ssim S)")
+def _gate(rows: list[dict[str, Any]], min_psnr: float, min_ssim: float | None) -> list[dict[str, Any]]:
     return [row for row in rows
             if row["vs_reference"]["psnr"] < min_psnr
             or (min_ssim is not None and row["vs_reference"]["ssim"] < min_ssim)]
 
 
-def _gate_table(failing: list[dict[str, Any]], min_psnr: float | None, min_ssim: float | None) -> str:
+def _gate_table(failing: list[dict[str, Any]], min_psnr: float, min_ssim: float | None) -> str:
     width = max([len("image")] + [len(row["name"]) for row in failing])
     lines = [f"{'image':<{width}} {'PSNR dB':>9} {'SSIM':>8}  reason", "-" * (width + 40)]
     for row in failing:
         psnr, ssim = row["vs_reference"]["psnr"], row["vs_reference"]["ssim"]
         reasons = []
-        if min_psnr is not None and psnr < min_psnr:
+        if psnr < min_psnr:
             reasons.append(f"PSNR < {min_psnr:g}")
         if min_ssim is not None and ssim < min_ssim:
             reasons.append(f"SSIM < {min_ssim:g}")
@@ -302,13 +300,7 @@ class _Outputs:
         self.created: list[Path] = []
 
     def folder(self, path: Path) -> None:
-        missing = []
-        for parent in [path, *path.parents]:
-            if parent.exists():
-                break
-            missing.append(parent)
-        path.mkdir(parents=True, exist_ok=True)
-        self.created.extend(reversed(missing))
+        self.created.extend(make_folders(path))
 
     def image(self, path: Path, image: np.ndarray) -> None:
         from ttsr.data import save_image
@@ -451,7 +443,8 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
 
     rows, images = _score(jobs, outputs, references, metrics_convention, crop_border)
     aggregate = _aggregate(rows)
-    failing = _gate(rows, min_psnr, min_ssim) if check else []
+    gate_psnr = min_psnr if check else None  # --check without --min-psnr was refused above
+    failing = _gate(rows, gate_psnr, min_ssim) if gate_psnr is not None else []
     report: dict[str, Any] = {
         "tool_version": tool_version(), "backend": kind, "model": model_note,
         "checkpoint": str(checkpoint) if checkpoint else None,
@@ -475,11 +468,11 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
         click.echo(f"\nSR images: {out_dir}/")
     if json_path is not None:
         click.echo(f"JSON report: {json_path}")
-    if check:
-        limits = f"PSNR >= {min_psnr:g} dB" + (f", SSIM >= {min_ssim:g}" if min_ssim is not None else "")
+    if gate_psnr is not None:
+        limits = f"PSNR >= {gate_psnr:g} dB" + (f", SSIM >= {min_ssim:g}" if min_ssim is not None else "")
         if failing:
             click.echo(f"\n[FAILED] {len(failing)} of {len(rows)} image(s) below the gate ({limits} "
                        f"vs the PyTorch reference):")
-            click.echo(_gate_table(failing, min_psnr, min_ssim))
+            click.echo(_gate_table(failing, gate_psnr, min_ssim))
             click.get_current_context().exit(1)
         click.echo(f"\n[PASSED] all {len(rows)} image(s) meet the gate ({limits} vs the PyTorch reference).")
