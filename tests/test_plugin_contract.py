@@ -15,7 +15,7 @@ from ttsr.contract import Shapes
 from ttsr.plugin import native
 
 PLUGIN_SRC = Path(__file__).resolve().parents[1] / "plugins" / "search_transfer"
-RELEVANCE_BUDGET = 64 << 20
+CHUNK_BUDGET = 64 << 20  # plan.h: one pass's kn and rel blocks together
 
 
 def header_macros() -> dict[str, str]:
@@ -72,10 +72,29 @@ def test_chunk_bounds_the_relevance_block(dtype: type) -> None:
         shapes = square(side)
         chunk = native.chunk_size(shapes, dtype)
         positions = side * side
+        # Bytes one Ref position takes in a pass: its normalised patch and its relevance row.
+        per_position = 9 * shapes.ck * np.dtype(dtype).itemsize + 4 * positions
         assert 1 <= chunk <= positions
-        assert chunk * positions * 4 <= RELEVANCE_BUDGET or chunk == 1
+        assert chunk * per_position <= CHUNK_BUDGET or chunk == 1
+        assert chunk * positions * 4 <= CHUNK_BUDGET or chunk == 1
         # Small grids take the whole Ref in one pass; big ones as much as the budget allows.
-        assert chunk == min(positions, max(1, RELEVANCE_BUDGET // 4 // positions))
+        assert chunk == min(positions, max(1, CHUNK_BUDGET // per_position))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("ref_chunk", [0, 7, 5000])
+def test_workspace_never_shrinks_as_a_size_grows(dtype: type, ref_chunk: int) -> None:
+    # A profile's workspace is sized at its largest shape, so no size may need less when it grows.
+    # Adjacent LR sizes (60, 61) are where a rule that shrinks the chunk with the LR area breaks.
+    lr, ref, channels = (1, 2, 40, 60, 61, 95), (1, 23, 64, 65, 100), (1, 64, 256)
+    sizes = np.array([[[[[native.workspace_size(Shapes(1, ck, h, w, hr, wr, 1, 1, 1), dtype, ref_chunk)
+                          for ck in channels] for wr in ref] for hr in ref] for w in lr] for h in lr])
+    for axis in range(sizes.ndim):
+        assert (np.diff(sizes, axis=axis) >= 0).all(), f"axis {axis}"
+    largest = Shapes(1, 256, 95, 95, 100, 100, 1, 1, 1)
+    assert native.workspace_size(largest, dtype, ref_chunk) == sizes.max()
+    assert native.workspace_size(largest, dtype, 7) <= native.workspace_size(largest, dtype, 5000) \
+        <= native.workspace_size(largest, dtype, 0)
 
 
 def test_ref_chunk_caps_the_chunk() -> None:
@@ -106,6 +125,15 @@ def test_workspace_holds_the_plan_buffers() -> None:
         size = native.workspace_size(shapes, dtype)
         need = d * p * item + d * j * item + j * p * 4 + p * 4 + p * 4
         assert need <= size <= need + 5 * 256
+    # A chunk bound by the budget: its kn and rel blocks fit, and the block is no larger than the budget.
+    shapes = square(120)
+    d, p = 9 * 256, 120 * 120
+    for dtype, item in ((np.float32, 4), (np.float16, 2)):
+        chunk = native.chunk_size(shapes, dtype)
+        assert chunk < p
+        size = native.workspace_size(shapes, dtype)
+        fixed = d * p * item + p * 4 + p * 4
+        assert fixed + chunk * (d * item + 4 * p) <= size <= fixed + CHUNK_BUDGET + 6 * 256
 
 
 def test_mixed_dtypes_rejected() -> None:

@@ -116,7 +116,8 @@ def test_plugin_host_check_through_tensorrt_interfaces(plugin_build):
                   (plugin_build / "libttsr_trt_plugin.so").as_posix(),
                   (plugin_build / "libttsr_st_cpu.so").as_posix()])
     assert check.stdout.rstrip().endswith("all checks passed"), check.stdout
-    assert "covers every runtime LR size" in check.stdout
+    assert "equals ttsr_st_workspace_size at the largest shape and covers every runtime LR and Ref size" \
+        in check.stdout
 
 
 def test_tensorrt_rtx_registry_and_onnx_parser_use_the_plugin(plugin_build):

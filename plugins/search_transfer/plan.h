@@ -3,6 +3,7 @@
 // Both paths use the same plan, so the twin exercises the device call's numbers.
 #pragma once
 
+#include <algorithm>
 #include <climits>
 #include <cstddef>
 
@@ -11,9 +12,11 @@
 
 namespace ttsr_st {
 
-// One pass's relevance block (chunk x h*w floats) stays within this budget,
-// which is what keeps memory linear in the image area.
-constexpr size_t kRelevanceBudgetBytes = size_t(64) << 20;
+// One pass's normalised Ref patches (kn) and relevance (rel) together stay
+// within this budget, which keeps memory linear in the image area.  Budgeting both (not rel alone) makes the workspace non-decreasing in
+// every size: a larger LR grid shrinks the chunk, but the reserved block is
+// min(Ref * bytes per position, budget), which only grows.
+constexpr size_t kChunkBudgetBytes = size_t(64) << 20;
 constexpr size_t kWorkspaceAlignment = 256;
 
 // Column-major GEMM arguments with cuBLAS's meaning:
@@ -33,6 +36,7 @@ struct GemmArgs {
 //   kn   (d x chunk)   normalised patches of one Ref chunk, input dtype
 //   rel  (chunk x p)   relevance of the chunk, float32, column p contiguous
 //   best (p) float32, best_j (p) int32: running max / argmax over chunks
+// kn and rel share one block whose size make_plan bounds without the chunk.
 struct Plan {
     int d = 0;      // patch length ck * 9
     int p = 0;      // LR positions h * w
@@ -73,15 +77,22 @@ inline int make_plan(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_ch
     out.d = shape->ck * kPatchArea;
     out.p = shape->h * shape->w;
     out.j = shape->hr * shape->wr;
-    const size_t budget_columns = kRelevanceBudgetBytes / sizeof(float) / size_t(out.p);
-    size_t chunk = budget_columns < size_t(out.j) ? budget_columns : size_t(out.j);
-    if (ref_chunk > 0 && size_t(ref_chunk) < chunk) chunk = size_t(ref_chunk);
-    out.chunk = chunk < 1 ? 1 : static_cast<int>(chunk);
     const size_t element = element_size(dtype);
+    // Bytes one Ref position takes in a pass: its kn column and its rel row.
+    const size_t per_position = size_t(out.d) * element + size_t(out.p) * sizeof(float);
+    const size_t capped = ref_chunk > 0 && ref_chunk < out.j ? size_t(ref_chunk) : size_t(out.j);
+    const size_t fitting = kChunkBudgetBytes / per_position;
+    out.chunk = static_cast<int>(std::max<size_t>(1, std::min(capped, fitting)));
+    // chunk * per_position <= max(per_position, min(capped * per_position, budget)),
+    // and that bound is non-decreasing in every size; one alignment step more
+    // covers aligning rel after kn.
+    const size_t chunk_block =
+        align_up(std::max(per_position, std::min(capped * per_position, kChunkBudgetBytes))) +
+        kWorkspaceAlignment;
     out.qn_offset = 0;
     out.kn_offset = out.qn_offset + align_up(size_t(out.d) * out.p * element);
     out.rel_offset = out.kn_offset + align_up(size_t(out.d) * out.chunk * element);
-    out.best_offset = out.rel_offset + align_up(size_t(out.chunk) * out.p * sizeof(float));
+    out.best_offset = out.kn_offset + chunk_block;
     out.best_j_offset = out.best_offset + align_up(size_t(out.p) * sizeof(float));
     out.bytes = out.best_j_offset + align_up(size_t(out.p) * sizeof(int));
     *plan = out;

@@ -40,13 +40,14 @@ typedef struct ttsr_st_context ttsr_st_context;
 TTSR_ST_API int ttsr_st_context_create(ttsr_st_context** out);
 TTSR_ST_API void ttsr_st_context_destroy(ttsr_st_context* ctx);
 
-/* Ref positions scored per pass: bounded so that one pass's relevance block
- * stays within a fixed byte budget, and capped by ref_chunk when it is > 0.
- * 0 for invalid arguments. */
+/* Ref positions scored per pass: bounded so that one pass's normalised Ref
+ * patches and relevance block together stay within a fixed byte budget, and
+ * capped by ref_chunk when it is > 0.  0 for invalid arguments. */
 TTSR_ST_API int ttsr_st_chunk_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk);
 /* Device workspace bytes for ttsr_st_enqueue; at most linear in h*w and hr*wr,
- * independent of n, non-decreasing in hr*wr and the channels but not in h*w (a
- * smaller LR grid lets a pass score more Ref positions).  0 for invalid arguments. */
+ * independent of n, and non-decreasing in every size (h, w, hr, wr, ck) and in
+ * ref_chunk > 0, so the largest shape of a range needs the most.  0 for invalid
+ * arguments. */
 TTSR_ST_API size_t ttsr_st_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk);
 /* Enqueues the op on cuda_stream (NULL = legacy default stream); all pointers
  * are device pointers.  Returns TTSR_ST_OK or an error code. */

@@ -432,10 +432,8 @@ size_t TTSRSearchTransferPlugin::getWorkspaceSize(DynamicPluginTensorDesc const*
         {
             return 0;
         }
-        // One workspace, sized here, serves every runtime shape of the profile. The kernels' size is
-        // non-decreasing in the channel counts and Ref sizes, but not in the LR size: a smaller LR
-        // grid lets them score more Ref positions per pass. So take the maximum over every LR size
-        // of the profile (a cheap host computation, run at build time only).
+        // One workspace, sized here, serves every runtime shape of the profile; the kernels' size is
+        // non-decreasing in every dimension, so the profile's largest shape needs the most.
         Dims const* maxDims[TTSR_ST_NUM_INPUTS];
         for (int32_t i = 0; i < nbInputs; ++i)
         {
@@ -448,20 +446,7 @@ size_t TTSRSearchTransferPlugin::getWorkspaceSize(DynamicPluginTensorDesc const*
             logError("cannot size the workspace: " + error);
             return 0;
         }
-        int const maxH = shape.h;
-        int const maxW = shape.w;
-        int const minH = static_cast<int>(std::max<int64_t>(inputs[kQ].min.d[2], 1));
-        int const minW = static_cast<int>(std::max<int64_t>(inputs[kQ].min.d[3], 1));
-        size_t bytes = 0;
-        for (shape.h = minH; shape.h <= maxH; ++shape.h)
-        {
-            for (shape.w = minW; shape.w <= maxW; ++shape.w)
-            {
-                bytes = std::max(bytes, ttsr_st_workspace_size(&shape, dtype, mParams.refChunk));
-            }
-        }
-        shape.h = maxH;
-        shape.w = maxW;
+        size_t const bytes = ttsr_st_workspace_size(&shape, dtype, mParams.refChunk);
         // Logged at build time (INFO), so that a deployment engineer sees what bounds the plugin's memory.
         logInfo("workspace " + std::to_string(bytes) + " bytes for the profile; at the largest shape the kernels score "
             + std::to_string(ttsr_st_chunk_size(&shape, dtype, mParams.refChunk)) + " of "

@@ -5,7 +5,8 @@
 //
 // Usage: plugin_host_check <path/to/libttsr_trt_plugin.so> [path/to/libttsr_st_cpu.so]
 // With the second library, the plugin's workspace is also checked against the kernels'
-// ttsr_st_workspace_size at every runtime LR size of a profile.
+// ttsr_st_workspace_size: equal at the profile's largest shape, enough at every runtime
+// LR size (at the largest Ref) and every runtime Ref size (at the largest LR).
 // Prints one "ok <check>" line per passing check; exits 1 at the first failure.
 #include <NvInferRuntime.h>
 
@@ -476,17 +477,33 @@ void checkWorkspace(IPluginV3OneBuild* build, WorkspaceSizeFn kernelWorkspace)
             {
                 continue;
             }
-            // Every LR size of the profile, at the largest Ref (the kernels' size grows with the Ref).
-            for (int h = 1; h <= max.h; ++h)
+            auto kernelShape = [&max](int h, int w, int hr, int wr) {
+                return ttsr_st_shape{static_cast<int>(max.n), 256, h, w, hr, wr, 256, 128, 64};
+            };
+            ttsr_st_shape const largest = kernelShape(static_cast<int>(max.h), static_cast<int>(max.w),
+                static_cast<int>(max.hr), static_cast<int>(max.wr));
+            require(planned == kernelWorkspace(&largest, dtype, 0), "workspace.largest");
+            // Independently of how the plugin sizes it: the planned workspace covers what the
+            // kernels need at every runtime LR size and every runtime Ref size of the profile.
+            auto requireCovers = [&](ttsr_st_shape const& shape) {
+                size_t const needed = kernelWorkspace(&shape, dtype, 0);
+                require(needed <= planned, "workspace.covers",
+                    "LR " + std::to_string(shape.h) + "x" + std::to_string(shape.w) + " Ref "
+                        + std::to_string(shape.hr) + "x" + std::to_string(shape.wr) + " needs "
+                        + std::to_string(needed) + " bytes > " + std::to_string(planned) + " planned for the profile");
+            };
+            for (int h = 1; h <= largest.h; ++h)
             {
-                for (int w = 1; w <= max.w; ++w)
+                for (int w = 1; w <= largest.w; ++w)
                 {
-                    ttsr_st_shape const shape{static_cast<int>(max.n), 256, h, w, static_cast<int>(max.hr),
-                        static_cast<int>(max.wr), 256, 128, 64};
-                    size_t const needed = kernelWorkspace(&shape, dtype, 0);
-                    require(needed <= planned, "workspace.covers",
-                        "LR " + std::to_string(h) + "x" + std::to_string(w) + " needs " + std::to_string(needed)
-                            + " bytes > " + std::to_string(planned) + " planned for the profile");
+                    requireCovers(kernelShape(h, w, largest.hr, largest.wr));
+                }
+            }
+            for (int hr = 1; hr <= largest.hr; ++hr)
+            {
+                for (int wr = 1; wr <= largest.wr; ++wr)
+                {
+                    requireCovers(kernelShape(largest.h, largest.w, hr, wr));
                 }
             }
         }
@@ -494,7 +511,7 @@ void checkWorkspace(IPluginV3OneBuild* build, WorkspaceSizeFn kernelWorkspace)
     auto invalid = dynamicDescs(Sizes{1, 8, 5, 6, 4, 3, 8, 4, 2}, DataType::kINT32);
     require(build->getWorkspaceSize(invalid.data(), 5, invalid.data() + 5, 4) == 0, "workspace.dtype");
     std::printf("ok workspace positive, non-decreasing in the profile%s\n",
-        kernelWorkspace != nullptr ? ", covers every runtime LR size (ttsr_st_workspace_size)" : "");
+        kernelWorkspace != nullptr ? ", equals ttsr_st_workspace_size at the largest shape and covers every runtime LR and Ref size" : "");
 }
 
 } // namespace
