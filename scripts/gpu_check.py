@@ -144,7 +144,7 @@ class Case:
 
 
 # odd, non-square, Ref != LR, batch > 1, 1x1 and 2x2 grids (issue 4); the last one's default
-# chunk (1820 Ref positions per pass) is smaller than its Ref (2304), so even ref_chunk 0
+# chunk (1456 Ref positions per pass) is smaller than its Ref (2304), so even ref_chunk 0
 # runs the kernels' cross-chunk merge, with a partial last chunk.
 ACCURACY_CASES = (
     Case(1, 40, 40, 40, 40),

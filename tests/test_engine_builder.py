@@ -108,17 +108,15 @@ def test_missing_tensorrt_names_the_install_command():
     assert "\n" not in str(info.value)
 
 
-def test_plugin_workspace_is_the_largest_over_the_profiles_lr_sizes():
-    """A smaller LR grid can need more workspace (the kernels then score more Ref positions per pass)."""
+def test_plugin_workspace_and_chunk_are_those_of_the_profiles_largest_shape():
     profile = Profile((35, 33), (40, 40), (40, 40), (480, 480), (480, 480), (480, 480), 1, 1, 2)
-
-    def shapes(h, w):
-        return Shapes(2, 256, h, w, 120, 120, 256, 128, 64)
-
+    largest = Shapes(2, 256, 40, 40, 120, 120, 256, 128, 64)
     memory = plugin_memory(profile, "fp32")
-    assert memory.workspace_bytes == workspace_size(shapes(35, 33)) > workspace_size(shapes(40, 40))
-    assert memory.ref_chunk == chunk_size(shapes(40, 40)) and memory.ref_positions == 120 * 120
-    assert plugin_memory(profile, "fp16").ref_chunk == chunk_size(shapes(40, 40), np.float16)
+    assert memory.workspace_bytes == workspace_size(largest)
+    assert memory.ref_chunk == chunk_size(largest) and memory.ref_positions == 120 * 120
+    fp16 = plugin_memory(profile, "fp16")
+    assert (fp16.workspace_bytes, fp16.ref_chunk) == (workspace_size(largest, np.float16),
+                                                      chunk_size(largest, np.float16))
 
 
 def test_profile_beyond_the_plugins_sizes():

@@ -107,8 +107,8 @@ def load_plugin_library(registry: "trt.IPluginRegistry", path: str | os.PathLike
 def plugin_memory(profile: Profile, precision: str) -> PluginMemory:
     """The plugin's workspace for ``profile`` and its Ref chunk at the profile's largest shape.
 
-    Computed as the plugin's getWorkspaceSize does it (the maximum over every LR size of the
-    profile, at the largest Ref), on the CPU twin library, which shares the kernels' plan.
+    Computed as the plugin's getWorkspaceSize does it, at the profile's largest shape (the
+    workspace is non-decreasing in every size), on the CPU twin library, which shares the kernels' plan.
     Raises NativeLibraryError when that library is missing.
     """
     from ttsr.plugin.native import chunk_size, workspace_size
@@ -118,14 +118,10 @@ def plugin_memory(profile: Profile, precision: str) -> PluginMemory:
     ck, c3, c2, c1 = FEATURE_CHANNELS
     hr, wr = (side // REF_MULTIPLE for side in profile.ref_max)
 
-    def shapes(h: int, w: int) -> Shapes:
-        return Shapes(profile.batch_max, ck, h, w, hr, wr, c3, c2, c1)
-
-    (h_min, w_min), (h_max, w_max) = profile.lr_min, profile.lr_max
+    largest = Shapes(profile.batch_max, ck, *profile.lr_max, hr, wr, c3, c2, c1)
     try:
-        workspace = max(workspace_size(shapes(h, w), dtype, ref_chunk)
-                        for h in range(h_min, h_max + 1) for w in range(w_min, w_max + 1))
-        chunk = chunk_size(shapes(h_max, w_max), dtype, ref_chunk)
+        workspace = workspace_size(largest, dtype, ref_chunk)
+        chunk = chunk_size(largest, dtype, ref_chunk)
     except ValueError as exc:
         raise BuildError(f"profile {profile.describe()}: {exc}; use a smaller profile") from None
     return PluginMemory(workspace, chunk, hr * wr)
