@@ -193,16 +193,18 @@ class TTSRNet(nn.Module):
         x21 = x1
         x22 = F.relu(self.up1(x1))
         x22 = x22 + self.conv_first2(torch.cat((x22, t2), dim=1)) * upsample(soft_attention, 2)
-        x21, x22 = self.csfi2(x21, x22)
-        x21 = x21 + self.conv_last2_1(self.res_block2_1(x21))
-        x22 = x22 + self.conv_last2_2(self.res_block2_2(x22))
+        # The cross-scale blocks feed only the residual branches; the skips add the
+        # features from before them (mmediting's TTSRNet, researchmm/TTSR's MainNet).
+        x21_res, x22_res = self.csfi2(x21, x22)
+        x21 = x21 + self.conv_last2_1(self.res_block2_1(x21_res))
+        x22 = x22 + self.conv_last2_2(self.res_block2_2(x22_res))
 
         x31, x32 = x21, x22
         x33 = F.relu(self.up2(x22))
         x33 = x33 + self.conv_first3(torch.cat((x33, t1), dim=1)) * upsample(soft_attention, 4)
-        x31, x32, x33 = self.csfi3(x31, x32, x33)
-        x31 = x31 + self.conv_last3_1(self.res_block3_1(x31))
-        x32 = x32 + self.conv_last3_2(self.res_block3_2(x32))
-        x33 = x33 + self.conv_last3_3(self.res_block3_3(x33))
+        x31_res, x32_res, x33_res = self.csfi3(x31, x32, x33)
+        x31 = x31 + self.conv_last3_1(self.res_block3_1(x31_res))
+        x32 = x32 + self.conv_last3_2(self.res_block3_2(x32_res))
+        x33 = x33 + self.conv_last3_3(self.res_block3_3(x33_res))
 
         return self.merge_features(x31, x32, x33)
