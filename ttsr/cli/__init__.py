@@ -8,6 +8,7 @@ from ttsr.cli.build_engine import build_engine_command
 from ttsr.cli.evaluate import evaluate_command
 from ttsr.cli.export import export_command, fp16_estimate_command
 from ttsr.cli.infer import infer_command
+from ttsr.cli.serve import bench_serve_command, export_triton_command, serve_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -22,6 +23,9 @@ def main() -> None:
       build-engine   rewritten ONNX (or checkpoint) -> TensorRT engine + JSON sidecar
       infer          LR/Ref pairs -> SR images, latency and PSNR/SSIM vs the PyTorch reference
       evaluate       the PyTorch reference on CUFED5 with mmediting 0.x's protocol (published figures)
+      serve          TTSR on Triton Inference Server (HTTP/gRPC, dynamic batching, metrics)
+      export-triton  a Triton model repository for a TensorRT engine (GPU fleet) or the ONNX graph (CPU)
+      bench-serve    bounded load on a server: requests/s, p50/p90/p99 latency, errors
     """
 
 
@@ -30,3 +34,6 @@ main.add_command(fp16_estimate_command, "fp16-estimate")
 main.add_command(build_engine_command, "build-engine")
 main.add_command(infer_command, "infer")
 main.add_command(evaluate_command, "evaluate")
+main.add_command(serve_command, "serve")
+main.add_command(export_triton_command, "export-triton")
+main.add_command(bench_serve_command, "bench-serve")
