@@ -13,7 +13,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/pip install --quiet --upgrade pip
     # torch first and pinned: an unpinned resolve would pull a multi-GB CUDA build.
     .venv/bin/pip install --quiet torch==2.13.0
-    .venv/bin/pip install --quiet -e '.[dev]'
+    .venv/bin/pip install --quiet -e '.[dev,serve]'
+    # Triton Inference Server binaries (see the serve extra in pyproject.toml for why --no-deps).
+    .venv/bin/pip install --quiet --no-deps nvidia-pytriton==0.7.0
     # Type stubs only; their dependency on tensorrt itself is not wanted here.
     .venv/bin/pip install --quiet --no-deps tensorrt-stubs==10.13.0.35.1
     touch "$stamp"

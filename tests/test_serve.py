@@ -117,10 +117,9 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(graph, tmp_path_factory):
+def started(graph, tmp_path_factory):
     server = Server(graph, tmp_path_factory.mktemp("serve") / "serve.log")
     try:
-        server.wait_ready()
         yield server
     finally:
         if server.process.poll() is None:
@@ -131,6 +130,13 @@ def server(graph, tmp_path_factory):
                 server.process.kill()
                 server.process.wait()
         server.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(started, expected):
+    """The server, ready; ``expected`` is made while it starts."""
+    started.wait_ready()
+    return started
 
 
 def _image(pairs: Path, role: str, name: str) -> np.ndarray:

@@ -156,7 +156,7 @@ class TTSRModel(_Model):
             if index in failed:
                 responses[index] = _error(failed[index])
                 continue
-            images = np.stack([out for (owner, _), out in zip(flat, outputs) if owner == index])
+            images = np.stack([out for (owner, _), out in zip(flat, outputs) if owner == index and out is not None])
             responses[index] = pb_utils.InferenceResponse(output_tensors=[_tensor(SR_OUTPUT, images)])
         return responses
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable
 
-INSTALL_HINT = "install the serving extra: .venv/bin/pip install -e '.[serve]' (scripts/setup.sh does)"
+INSTALL_HINT = ("run bash scripts/setup.sh (it installs the serve extra and nvidia-pytriton==0.7.0 with "
+                "--no-deps)")
 LOG_LEVELS = ("error", "warning", "info", "verbose")
 _LOG_FLAGS = {
     "error": ["--log-info=false", "--log-warning=false"],
