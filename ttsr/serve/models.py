@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
+import torch.utils.dlpack
 import triton_python_backend_utils as pb_utils
 
 from ttsr.data.prepare import ModelInputs, prepare_pair, to_image
@@ -62,8 +64,11 @@ def _items(request: Any, name: str) -> np.ndarray:
 
 
 def _tensor(name: str, array: np.ndarray) -> Any:
-    # A legacy (unversioned) capsule, the kind the stub's DLPack import reads.
-    return pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(array).__dlpack__())
+    # The capsule comes from torch, not numpy: the stub marks a consumed capsule "used_dlpack" where
+    # DLPack says "used_dltensor", and numpy's capsule destructor then logs an error for every
+    # response (harmless: the stub frees the tensor itself), while torch's leaves any renamed one alone.
+    return pb_utils.Tensor.from_dlpack(name, torch.utils.dlpack.to_dlpack(torch.from_numpy(
+        np.ascontiguousarray(array))))
 
 
 def prepare_request(request: Any, spec: ServeSpec) -> list[ModelInputs]:
