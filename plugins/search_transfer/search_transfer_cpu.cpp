@@ -41,16 +41,20 @@ void normalise_patches(const T* map, int d, int h, int w, int first, int count, 
     }
 }
 
-// Folds one chunk's relevance (column p contiguous, ldc rows) into the running
-// max / argmax, like the argmax kernel.
-void update_best(const float* rel, int ldc, int chunk_first, int chunk_len, int p, float* best,
-                 int* best_j) {
-    for (int pos = 0; pos < p; ++pos) {
-        const float* column = rel + size_t(pos) * ldc;
-        for (int r = 0; r < chunk_len; ++r) {
-            const int j = chunk_first + r;
-            if (better_match(column[r], j, best[pos], best_j[pos])) {
-                best[pos] = column[r];
+// Folds one tile's relevance (column per LR position, ldc rows) into the
+// running max / argmax of its LR positions, like the argmax kernel.
+void update_best(const float* rel, int ldc, const Tile& tile, float* best, int* best_j) {
+    for (int column = 0; column < tile.lr_len; ++column) {
+        const int pos = tile.lr_first + column;
+        const float* values = rel + size_t(column) * ldc;
+        if (tile.ref_first == 0) {
+            best[pos] = -INFINITY;
+            best_j[pos] = 0;
+        }
+        for (int r = 0; r < tile.ref_len; ++r) {
+            const int j = tile.ref_first + r;
+            if (better_match(values[r], j, best[pos], best_j[pos])) {
+                best[pos] = values[r];
                 best_j[pos] = j;
             }
         }
@@ -106,25 +110,20 @@ int run(const ttsr_st_shape& s, const Plan& plan, const T* q, const T* k, const 
     float* rel = reinterpret_cast<float*>(workspace + plan.rel_offset);
     float* best = reinterpret_cast<float*>(workspace + plan.best_offset);
     int* best_j = reinterpret_cast<int*>(workspace + plan.best_j_offset);
-    const int chunks = chunk_count(plan.j, plan.chunk);
     for (int n = 0; n < s.n; ++n) {
         const size_t lr = size_t(plan.p);
         const size_t ref = size_t(plan.j);
         normalise_patches(q + size_t(n) * s.ck * lr, plan.d, s.h, s.w, 0, plan.p, qn);
-        for (int pos = 0; pos < plan.p; ++pos) {
-            best[pos] = -INFINITY;
-            best_j[pos] = 0;
-        }
-        for (int chunk = 0; chunk < chunks; ++chunk) {
-            const int first = chunk_begin(chunk, plan.chunk);
-            const int len = chunk_length(chunk, plan.chunk, plan.j);
-            normalise_patches(k + size_t(n) * s.ck * ref, plan.d, s.hr, s.wr, first, len, kn);
-            const GemmArgs g = relevance_gemm(plan, len);
-            if (host_gemm(g.transa, g.transb, g.m, g.n, g.k, g.alpha, kn, g.lda, qn, g.ldb,
-                          g.beta, rel, g.ldc) != 0) {
+        normalise_patches(k + size_t(n) * s.ck * ref, plan.d, s.hr, s.wr, 0, plan.j, kn);
+        for (int t = 0; t < tile_count(plan); ++t) {
+            const Tile tile = plan_tile(plan, t);
+            const GemmArgs g = relevance_gemm(plan, tile);
+            if (host_gemm(g.transa, g.transb, g.m, g.n, g.k, g.alpha,
+                          kn + ref_operand_offset(plan, tile), g.lda,
+                          qn + lr_operand_offset(plan, tile), g.ldb, g.beta, rel, g.ldc) != 0) {
                 return TTSR_ST_ERR_ARGUMENT;
             }
-            update_best(rel, g.ldc, first, len, plan.p, best, best_j);
+            update_best(rel, g.ldc, tile, best, best_j);
         }
         for (int pos = 0; pos < plan.p; ++pos) {
             store(best[pos], out_s + size_t(n) * lr + pos);
@@ -141,13 +140,24 @@ int run(const ttsr_st_shape& s, const Plan& plan, const T* q, const T* k, const 
 
 extern "C" {
 
-int ttsr_st_cpu_run(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk, const void* q,
-                    const void* k, const void* v3, const void* v2, const void* v1, void* s,
-                    void* t3, void* t2, void* t1, void* workspace) {
+size_t ttsr_st_cpu_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
+                                  size_t workspace_budget) {
     ttsr_st::Plan plan;
-    const int status = ttsr_st::make_plan(shape, dtype, ref_chunk, &plan);
+    return ttsr_st::make_plan(shape, dtype, ref_chunk, workspace_budget,
+                              TTSR_ST_CPU_DEFAULT_WORKSPACE_BUDGET, &plan) == TTSR_ST_OK
+               ? plan.bytes
+               : 0;
+}
+
+int ttsr_st_cpu_run(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
+                    size_t workspace_budget, int threads, const void* q, const void* k,
+                    const void* v3, const void* v2, const void* v1, void* s, void* t3, void* t2,
+                    void* t1, void* workspace) {
+    ttsr_st::Plan plan;
+    const int status = ttsr_st::make_plan(shape, dtype, ref_chunk, workspace_budget,
+                                          TTSR_ST_CPU_DEFAULT_WORKSPACE_BUDGET, &plan);
     if (status != TTSR_ST_OK) return status;
-    if (!q || !k || !v3 || !v2 || !v1 || !s || !t3 || !t2 || !t1 || !workspace) {
+    if (threads < 0 || !q || !k || !v3 || !v2 || !v1 || !s || !t3 || !t2 || !t1 || !workspace) {
         return TTSR_ST_ERR_ARGUMENT;
     }
     // One call for both dtypes: the tag's type picks the element type.

@@ -1,8 +1,8 @@
 // CUDA kernels of the search-transfer op and the device half of the C ABI.
-// Per image: normalise the LR patches once, then for each chunk of Ref
-// positions normalise its patches, score them with one cuBLAS GEMM and fold the
-// scores into a running max/argmax; finally gather the three texture levels.
-// Index math comes from index_math.h and the plan (chunk, workspace layout,
+// Per image: normalise the LR and Ref patches once, then for each LR x Ref
+// tile score it with one cuBLAS GEMM and fold the scores into a running
+// max/argmax; finally gather the three texture levels.
+// Index math comes from index_math.h and the plan (tiles, workspace layout,
 // GEMM arguments) from plan.h, exactly as in the host twin.
 #include <cublas_v2.h>
 #include <cuda_fp16.h>
@@ -90,14 +90,16 @@ __global__ void normalise_patches_kernel(const T* map, int d, int h, int w, int 
     }
 }
 
-// One warp per LR position: the best (value, j) of this chunk's column of
-// relevance, merged into the running best (the first chunk starts it).
+// One warp per LR position of a tile: the best (value, j) of its column of
+// relevance, merged into the running best (the tile at Ref 0 starts it).
 __global__ void update_best_kernel(const float* rel, int ldc, int chunk_first, int chunk_len,
-                                   int positions, bool first_chunk, float* best, int* best_j) {
-    const int position = (blockIdx.x * blockDim.x + threadIdx.x) / kWarp;
+                                   int lr_first, int positions, bool first_chunk, float* best,
+                                   int* best_j) {
+    const int column_index = (blockIdx.x * blockDim.x + threadIdx.x) / kWarp;
     const int lane = threadIdx.x % kWarp;
-    if (position >= positions) return;  // uniform across the warp
-    const float* column = rel + size_t(position) * ldc;
+    if (column_index >= positions) return;  // uniform across the warp
+    const int position = lr_first + column_index;
+    const float* column = rel + size_t(column_index) * ldc;
     float value = -INFINITY;
     int index = INT_MAX;
     for (int r = lane; r < chunk_len; r += kWarp) {
@@ -211,19 +213,19 @@ int enqueue(cublasHandle_t handle, const ttsr_st_shape& s, const Plan& plan, con
     int* best_j = reinterpret_cast<int*>(workspace + plan.best_j_offset);
     const size_t lr = size_t(plan.p);
     const size_t ref = size_t(plan.j);
-    const int chunks = chunk_count(plan.j, plan.chunk);
     for (int n = 0; n < s.n; ++n) {
         normalise(q + size_t(n) * s.ck * lr, plan.d, s.h, s.w, 0, plan.p, qn, stream);
-        for (int chunk = 0; chunk < chunks; ++chunk) {
-            const int first = chunk_begin(chunk, plan.chunk);
-            const int len = chunk_length(chunk, plan.chunk, plan.j);
-            normalise(k + size_t(n) * s.ck * ref, plan.d, s.hr, s.wr, first, len, kn, stream);
-            const GemmArgs g = relevance_gemm(plan, len);
-            if (relevance(handle, g, kn, qn, rel) != CUBLAS_STATUS_SUCCESS) {
+        normalise(k + size_t(n) * s.ck * ref, plan.d, s.hr, s.wr, 0, plan.j, kn, stream);
+        for (int t = 0; t < tile_count(plan); ++t) {
+            const Tile tile = plan_tile(plan, t);
+            const GemmArgs g = relevance_gemm(plan, tile);
+            if (relevance(handle, g, kn + ref_operand_offset(plan, tile),
+                          qn + lr_operand_offset(plan, tile), rel) != CUBLAS_STATUS_SUCCESS) {
                 return TTSR_ST_ERR_CUBLAS;
             }
-            update_best_kernel<<<grid_for(1LL * plan.p * kWarp, kBlock), kBlock, 0, stream>>>(
-                rel, g.ldc, first, len, plan.p, chunk == 0, best, best_j);
+            update_best_kernel<<<grid_for(1LL * tile.lr_len * kWarp, kBlock), kBlock, 0, stream>>>(
+                rel, g.ldc, tile.ref_first, tile.ref_len, tile.lr_first, tile.lr_len,
+                tile.ref_first == 0, best, best_j);
         }
         write_soft_kernel<T><<<grid_for(plan.p, kBlock), kBlock, 0, stream>>>(
             best, plan.p, out_s + size_t(n) * lr);
@@ -266,11 +268,12 @@ void ttsr_st_context_destroy(ttsr_st_context* ctx) {
 }
 
 int ttsr_st_enqueue(ttsr_st_context* ctx, const ttsr_st_shape* shape, ttsr_st_dtype dtype,
-                    int ref_chunk, const void* q, const void* k, const void* v3, const void* v2,
-                    const void* v1, void* s, void* t3, void* t2, void* t1, void* workspace,
-                    void* cuda_stream) {
+                    int ref_chunk, size_t workspace_budget, const void* q, const void* k,
+                    const void* v3, const void* v2, const void* v1, void* s, void* t3, void* t2,
+                    void* t1, void* workspace, void* cuda_stream) {
     ttsr_st::Plan plan;
-    const int status = ttsr_st::make_plan(shape, dtype, ref_chunk, &plan);
+    const int status = ttsr_st::make_plan(shape, dtype, ref_chunk, workspace_budget,
+                                          TTSR_ST_DEFAULT_WORKSPACE_BUDGET, &plan);
     if (status != TTSR_ST_OK) return status;
     if (!ctx || !q || !k || !v3 || !v2 || !v1 || !s || !t3 || !t2 || !t1 || !workspace) {
         return TTSR_ST_ERR_ARGUMENT;

@@ -446,11 +446,14 @@ size_t TTSRSearchTransferPlugin::getWorkspaceSize(DynamicPluginTensorDesc const*
             logError("cannot size the workspace: " + error);
             return 0;
         }
-        size_t const bytes = ttsr_st_workspace_size(&shape, dtype, mParams.refChunk);
+        size_t const bytes = ttsr_st_workspace_size(&shape, dtype, mParams.refChunk, 0);
+        int lrTile = 0;
+        int refTile = 0;
+        ttsr_st_tile_sizes(&shape, dtype, mParams.refChunk, 0, &lrTile, &refTile);
         // Logged at build time (INFO), so that a deployment engineer sees what bounds the plugin's memory.
         logInfo("workspace " + std::to_string(bytes) + " bytes for the profile; at the largest shape the kernels score "
-            + std::to_string(ttsr_st_chunk_size(&shape, dtype, mParams.refChunk)) + " of "
-            + std::to_string(shape.hr * shape.wr) + " Ref positions per pass");
+            + std::to_string(lrTile) + " of " + std::to_string(shape.h * shape.w) + " LR x "
+            + std::to_string(refTile) + " of " + std::to_string(shape.hr * shape.wr) + " Ref positions per GEMM");
         return bytes;
     }
     catch (std::exception const&)
@@ -551,7 +554,7 @@ int32_t TTSRSearchTransferPlugin::enqueue(PluginTensorDesc const* inputDesc, Plu
         {
             return -1;
         }
-        int const status = ttsr_st_enqueue(mContext, &shape, dtype, mParams.refChunk, inputs[kQ], inputs[kK],
+        int const status = ttsr_st_enqueue(mContext, &shape, dtype, mParams.refChunk, 0, inputs[kQ], inputs[kK],
             inputs[kV3], inputs[kV2], inputs[kV1], outputs[0], outputs[1], outputs[2], outputs[3], workspace,
             static_cast<void*>(stream));
         if (status != TTSR_ST_OK)

@@ -437,7 +437,7 @@ void checkRuntimeShapes(IPluginV3OneBuild* build, IPluginV3OneRuntime* runtime, 
     std::printf("ok configurePlugin/onShapeChange accept the contract's shapes and name a mismatched input\n");
 }
 
-using WorkspaceSizeFn = size_t (*)(ttsr_st_shape const*, ttsr_st_dtype, int);
+using WorkspaceSizeFn = size_t (*)(ttsr_st_shape const*, ttsr_st_dtype, int, size_t);
 
 size_t profileWorkspace(IPluginV3OneBuild* build, Sizes const& min, Sizes const& max, DataType type)
 {
@@ -482,11 +482,11 @@ void checkWorkspace(IPluginV3OneBuild* build, WorkspaceSizeFn kernelWorkspace)
             };
             ttsr_st_shape const largest = kernelShape(static_cast<int>(max.h), static_cast<int>(max.w),
                 static_cast<int>(max.hr), static_cast<int>(max.wr));
-            require(planned == kernelWorkspace(&largest, dtype, 0), "workspace.largest");
+            require(planned == kernelWorkspace(&largest, dtype, 0, 0), "workspace.largest");
             // Independently of how the plugin sizes it: the planned workspace covers what the
             // kernels need at every runtime LR size and every runtime Ref size of the profile.
             auto requireCovers = [&](ttsr_st_shape const& shape) {
-                size_t const needed = kernelWorkspace(&shape, dtype, 0);
+                size_t const needed = kernelWorkspace(&shape, dtype, 0, 0);
                 require(needed <= planned, "workspace.covers",
                     "LR " + std::to_string(shape.h) + "x" + std::to_string(shape.w) + " Ref "
                         + std::to_string(shape.hr) + "x" + std::to_string(shape.wr) + " needs "
