@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import re
 
 import numpy as np
 import pytest
@@ -220,3 +221,19 @@ def test_relevance_path_rule(emu: ctypes.CDLL) -> None:
     assert path(FP16, 2304, big, big, AUTO, 8) == FUSED  # Ampere / Ada: the kernel's own MMA path
     assert path(FP16, 2304, big, big, AUTO, 9) == GEMM   # Hopper: cuBLASLt's wgmma kernels
     assert path(FP16, 2304, small, small, AUTO, 9) == FUSED
+
+
+def test_cuda_binding_names_the_relevance_paths_of_the_header() -> None:
+    header = (native.library_dir().parent / "plugins" / "search_transfer" / "ttsr_st_cuda_api.h").read_text()
+    codes = dict(re.findall(r"TTSR_ST_RELEVANCE_(\w+) = (\d)", header))
+    assert {name.lower(): int(code) for name, code in codes.items()} == \
+        {name: code for code, name in enumerate(native.RELEVANCE_PATHS)}
+    path = native.library_dir() / native.CUDA_LIBRARY
+    if not path.is_file():
+        pytest.skip(f"{path} not built (needs nvcc and cuBLAS)")
+    with pytest.raises(ValueError, match="relevance must be one of auto, gemm, fused"):
+        native.CudaSearchTransfer(path, relevance="wmma")
+    op = native.CudaSearchTransfer(path, relevance="fused")
+    if not torch.cuda.is_available():
+        with pytest.raises(native.NativeOpError, match="^ttsr_st_context_create: "):
+            op.relevance_path(contract.Shapes(1, 256, 4, 4, 4, 4, 256, 128, 64), np.float16)

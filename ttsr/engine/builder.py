@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -27,6 +28,7 @@ from ttsr import contract
 from ttsr.atomic import write_bytes_atomic
 from ttsr.contract import Shapes
 from ttsr.engine.gpu import GpuInfo, detect_gpu
+from ttsr.engine.graphs import with_workspace_budget
 from ttsr.engine.onnx_info import inspect_onnx
 from ttsr.engine.profiles import REF_MULTIPLE, Profile, Shape, check_graph_inputs
 from ttsr.engine.sidecar import (AMPERE, HARDWARE_COMPAT_LEVELS, EngineSidecar, PluginInfo, PluginMemory,
@@ -104,7 +106,7 @@ def load_plugin_library(registry: "trt.IPluginRegistry", path: str | os.PathLike
                          f"version {contract.PLUGIN_VERSION} (TensorRT's log above says why); {PLUGIN_HINT}")
 
 
-def plugin_memory(profile: Profile, precision: str) -> PluginMemory:
+def plugin_memory(profile: Profile, precision: str, budget_mib: int = 0) -> PluginMemory:
     """The plugin's workspace for ``profile`` and its Ref chunk at the profile's largest shape.
 
     Computed as the plugin's getWorkspaceSize does it, at the profile's largest shape (the
@@ -120,11 +122,11 @@ def plugin_memory(profile: Profile, precision: str) -> PluginMemory:
 
     largest = Shapes(profile.batch_max, ck, *profile.lr_max, hr, wr, c3, c2, c1)
     try:
-        workspace = workspace_size(largest, dtype, ref_chunk)
-        chunk = chunk_size(largest, dtype, ref_chunk)
+        workspace = workspace_size(largest, dtype, ref_chunk, budget=budget_mib << 20)
+        chunk = chunk_size(largest, dtype, ref_chunk, budget=budget_mib << 20)
     except ValueError as exc:
         raise BuildError(f"profile {profile.describe()}: {exc}; use a smaller profile") from None
-    return PluginMemory(workspace, chunk, hr * wr)
+    return PluginMemory(workspace, chunk, hr * wr, budget_mib)
 
 
 @dataclass
@@ -135,6 +137,7 @@ class BuildOptions:
     plugin_library: Path
     precision: str = "fp16"
     workspace_mib: int | None = None
+    workspace_budget_mib: int = 0  # the plugin's contract.WORKSPACE_BUDGET_FIELD; 0 = the kernels' default
     timing_cache: Path | None = None
     optimization_level: int | None = None
     hardware_compatibility: str = "none"
@@ -237,7 +240,8 @@ def build_engine(options: BuildOptions) -> EngineSidecar:
     check_hardware_compat(options.hardware_compatibility, gpu)
     # The plugin logs its workspace at INFO, which the WARNING logger drops: compute it here.
     try:
-        memory = [plugin_memory(profile, options.precision) for profile in options.profiles]
+        memory = [plugin_memory(profile, options.precision, options.workspace_budget_mib)
+                  for profile in options.profiles]
     except NativeLibraryError:
         memory = []
     logger = trt.Logger(trt.Logger.WARNING)
@@ -245,7 +249,9 @@ def build_engine(options: BuildOptions) -> EngineSidecar:
     load_plugin_library(builder.get_plugin_registry(), options.plugin_library)
 
     network = builder.create_network(network_flags(trt, options.weak_fp16))
-    parser = parse_onnx(trt, network, logger, options.onnx_path)
+    with tempfile.TemporaryDirectory(prefix="ttsr-budget-") as workdir:
+        graph = with_workspace_budget(options.onnx_path, options.workspace_budget_mib, workdir)
+        parser = parse_onnx(trt, network, logger, graph)
     config, cache = create_config(trt, builder, options)
     for profile in options.profiles:
         add_profile(trt, builder, config, profile.shapes())

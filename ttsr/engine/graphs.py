@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ttsr import contract
 from ttsr.engine.onnx_info import inspect_onnx, record_checkpoint
 
 if TYPE_CHECKING:
@@ -42,6 +43,27 @@ def ensure_rewritten(onnx_path: str | os.PathLike[str], workdir: str | os.PathLi
     rewritten = Path(workdir) / f"{onnx_path.stem}.rewritten.onnx"
     rewrite_search_transfer(onnx_path, rewritten)
     return rewritten
+
+
+def with_workspace_budget(onnx_path: str | os.PathLike[str], budget_mib: int,
+                          workdir: str | os.PathLike[str]) -> Path:
+    """``onnx_path`` for budget 0 (the plugin's default), else a copy in ``workdir`` whose plugin nodes
+    carry the plugin field ``contract.WORKSPACE_BUDGET_FIELD``, which the ONNX parser hands to the plugin."""
+    onnx_path = Path(onnx_path)
+    if budget_mib == 0:
+        return onnx_path
+    import onnx
+
+    model = onnx.load(onnx_path)
+    for node in model.graph.node:
+        if node.op_type == contract.OP_TYPE and node.domain == contract.DOMAIN:
+            kept = [a for a in node.attribute if a.name != contract.WORKSPACE_BUDGET_FIELD]
+            del node.attribute[:]
+            node.attribute.extend(kept)
+            node.attribute.append(onnx.helper.make_attribute(contract.WORKSPACE_BUDGET_FIELD, budget_mib))
+    budgeted = Path(workdir) / f"{onnx_path.stem}.budget.onnx"
+    onnx.save(model, budgeted)
+    return budgeted
 
 
 def ensure_precision(onnx_path: str | os.PathLike[str], precision: str,
