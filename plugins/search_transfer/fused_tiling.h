@@ -1,6 +1,6 @@
 // Tiling and merge rules of the fused FP16 relevance + argmax kernel
-// (fused_relevance.cu).  The kernel and its host emulation (fused_emulation.cpp,
-// run by tests/test_plugin_fused_emulation.py) take every tile bound, padding
+// (fused_relevance.cu).  The kernel and its host emulation (cuda_emulation.cpp,
+// run by tests/test_plugin_cuda_emulation.py) take every tile bound, padding
 // decision and reduction order from these functions.
 //
 // One block owns kFusedTileP LR positions and walks a contiguous range of Ref

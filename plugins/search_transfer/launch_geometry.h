@@ -55,5 +55,10 @@ TTSR_ST_HD int update_segment_rows(int rows, int segments) {
     const int per = (rows + segments - 1) / segments;
     return (per + kWarpSize - 1) / kWarpSize * kWarpSize;
 }
+// Segment s covers rows [s * segment_rows, update_segment_end(s, ...)).
+TTSR_ST_HD int update_segment_end(int segment, int segment_rows, int rows) {
+    const long long end = static_cast<long long>(segment + 1) * segment_rows;
+    return end < rows ? static_cast<int>(end) : rows;
+}
 
 }  // namespace ttsr_st

@@ -85,8 +85,8 @@ __global__ void normalise_kernel(const T* map, const float* energy, int d, int h
     if (row == 0) {
         float total = 0.0f;
         for (int i = 0; active && i < kPatchArea; ++i) {
-            const int sy = y + i / kPatch - kRadius, sx = x + i % kPatch - kRadius;
-            if (sy >= 0 && sy < h && sx >= 0 && sx < w) total += energy[grid_index(sy, sx, w)];
+            const int pixel = window_pixel(i, y, x, h, w);
+            if (pixel >= 0) total += energy[pixel];
         }
         denominator[lane] = fmaxf(sqrtf(total), TTSR_ST_NORM_EPS);
     }
@@ -119,7 +119,7 @@ __global__ void update_keys_kernel(const float* rel, int ldc, int ref_first, int
     if (position >= positions) return;  // uniform across the warp
     const float* column = rel + static_cast<size_t>(position) * ldc;
     const int first = blockIdx.y * segment_rows;
-    const int end = min(rows, first + segment_rows);
+    const int end = update_segment_end(blockIdx.y, segment_rows, rows);
     unsigned long long best = initial_match_key();
     for (int r = first + lane; r < end; r += kWarpSize) {
         const unsigned long long key = match_key(column[r], ref_first + r);

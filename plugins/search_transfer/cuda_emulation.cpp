@@ -1,12 +1,15 @@
-// Host emulation of the fused FP16 relevance + argmax kernel and the launch
-// geometry of the CUDA kernels, for CPU tests (tests/test_plugin_fused_emulation.py).
-// It runs the kernel's tiling step by step with the same functions
-// (fused_tiling.h, argmax_key.h, launch_geometry.h): which vectors load and
-// which are zero padding, the Ref tile walk of each split, the scan order and
-// the key merge.  Blocks are visited last to first, so a merge that depended
-// on the order blocks finish in would show.  The tensor cores' own summation
-// order is not emulated: each dot product is summed in patch order in float32.
+// Host emulations of the CUDA kernels' index math and launch geometry, for CPU
+// tests (tests/test_plugin_cuda_emulation.py); they run each kernel's steps
+// with the kernel's own functions (fused_tiling.h, argmax_key.h,
+// launch_geometry.h, index_math.h).  For the fused FP16 relevance + argmax
+// kernel: which vectors load and which are zero padding, the Ref tile walk of
+// each split, the scan order and the key merge; blocks are visited last to
+// first, so a merge that depended on the order blocks finish in would show.
+// The tensor cores' own summation order is not emulated: each dot product is
+// summed in patch order in float32.
 #include <stdint.h>
+
+#include <math.h>
 
 #include <algorithm>
 #include <vector>
@@ -81,6 +84,74 @@ void emulate_block(const uint16_t* qn, const uint16_t* kn, int d, int p, int j_f
 }  // namespace ttsr_st
 
 extern "C" {
+
+// Normalised patches of a (channels, h, w) float32 map into out (d x h*w), as
+// the two normalisation kernels compute them: per-pixel energies summed over
+// a fixed channel stride per thread row, rows added in order, then each
+// patch's window of energies, then the division.
+TTSR_ST_API void ttsr_st_emu_normalise(const float* map, int channels, int h, int w, float* out) {
+    using namespace ttsr_st;
+    const int pixels = h * w;
+    const int d = channels * kPatchArea;
+    std::vector<float> energy(pixels);
+    for (int pixel = 0; pixel < pixels; ++pixel) {
+        float total = 0.0f;
+        for (int row = 0; row < kEnergyRows; ++row) {
+            float sum = 0.0f;
+            for (int c = row; c < channels; c += kEnergyRows) {
+                const float v = map[static_cast<size_t>(c) * pixels + pixel];
+                sum += v * v;
+            }
+            total += sum;
+        }
+        energy[pixel] = total;
+    }
+    for (int column = 0; column < pixels; ++column) {
+        int y, x;
+        grid_position(column, w, &y, &x);
+        float total = 0.0f;
+        for (int i = 0; i < kPatchArea; ++i) {
+            const int pixel = window_pixel(i, y, x, h, w);
+            if (pixel >= 0) total += energy[pixel];
+        }
+        const float denominator = fmaxf(sqrtf(total), TTSR_ST_NORM_EPS);
+        for (int e = 0; e < d; ++e) {
+            const long long offset = patch_offset(e, y, x, h, w);
+            out[static_cast<size_t>(column) * d + e] = (offset < 0 ? 0.0f : map[offset]) / denominator;
+        }
+    }
+}
+
+// Folds one GEMM tile's relevance (rows x positions, column per LR position,
+// ldc apart) into keys as the update kernel's blocks, warps and lanes would;
+// returns the number of blocks.
+TTSR_ST_API long long ttsr_st_emu_update_keys(const float* rel, int ldc, int ref_first, int rows,
+                                              int lr_first, int positions, int min_blocks,
+                                              unsigned long long* keys) {
+    using namespace ttsr_st;
+    const int segment_rows = update_segment_rows(rows, update_segments(positions, rows, min_blocks));
+    const long long segments = blocks_for(rows, segment_rows);
+    const long long position_blocks = blocks_for(positions, kUpdateWarps);
+    for (long long segment = segments - 1; segment >= 0; --segment) {
+        for (long long block = position_blocks - 1; block >= 0; --block) {
+            for (int warp = 0; warp < kUpdateWarps; ++warp) {
+                const long long position = block * kUpdateWarps + warp;
+                if (position >= positions) continue;
+                const float* column = rel + static_cast<size_t>(position) * ldc;
+                const int first = static_cast<int>(segment) * segment_rows;
+                const int end = update_segment_end(static_cast<int>(segment), segment_rows, rows);
+                unsigned long long best = initial_match_key();  // the warp's reduction: a maximum
+                for (int lane = 0; lane < kWarpSize; ++lane) {
+                    for (int r = first + lane; r < end; r += kWarpSize) {
+                        best = std::max(best, match_key(column[r], ref_first + r));
+                    }
+                }
+                keys[lr_first + position] = std::max(keys[lr_first + position], best);
+            }
+        }
+    }
+    return segments * position_blocks;
+}
 
 // Folds the relevance of Ref positions j_first .. j_first + j_count - 1 into
 // keys (p entries, updated in place) as the kernel would with `min_blocks`;

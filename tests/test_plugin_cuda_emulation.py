@@ -1,8 +1,9 @@
-"""The fused FP16 relevance + argmax CUDA kernel, checked on the CPU: its host emulation
-(plugins/search_transfer/fused_emulation.cpp) walks the kernel's tiles, zero padding, splits,
-scan order and key merge with the kernel's own functions, and must pick the PyTorch
-reference's argmax (lowest index among equal maxima, ttsr/contract.py).  Also the
-launch geometry of the CUDA kernels and the rule that picks the relevance path."""
+"""The CUDA kernels' index math, checked on the CPU through host emulations
+(plugins/search_transfer/cuda_emulation.cpp) that run each kernel's steps with the kernel's own
+functions, against the PyTorch reference: the fused FP16 relevance + argmax kernel (tiles, zero
+padding, splits, scan order, key merge; lowest index among equal maxima, ttsr/contract.py), the
+two-pass patch normalisation, the argmax update after each GEMM tile; also the launch geometry
+of every kernel and the rule that picks the relevance path."""
 
 from __future__ import annotations
 
@@ -42,6 +43,9 @@ def emu() -> ctypes.CDLL:
         "ttsr_st_emu_grid_blocks": ([ctypes.c_int] * 4 + [ctypes.c_void_p], None),
         "ttsr_st_emu_threads_per_block": ([ctypes.c_longlong, ctypes.c_int], ctypes.c_int),
         "ttsr_st_emu_relevance_path": ([ctypes.c_int] * 6, ctypes.c_int),
+        "ttsr_st_emu_normalise": ([ctypes.c_void_p, *[ctypes.c_int] * 3, ctypes.c_void_p], None),
+        "ttsr_st_emu_update_keys": ([ctypes.c_void_p, *[ctypes.c_int] * 6, ctypes.c_void_p],
+                                    ctypes.c_longlong),
     }
     for name, (argtypes, restype) in signatures.items():
         function = getattr(lib, name)
@@ -156,6 +160,56 @@ def test_padding_rows_never_beat_negative_relevance(emu: ctypes.CDLL) -> None:
     qn = -kn[:3]
     values, index = decode(emu, fused(emu, qn, kn, min_blocks=2)[0])
     assert np.all(values < -0.99) and np.all(index == 0)
+
+
+@pytest.mark.parametrize("channels, h, w", [(3, 1, 1), (8, 5, 7), (256, 6, 5), (33, 1, 9), (40, 9, 1)])
+def test_two_pass_normalisation_matches_reference(emu: ctypes.CDLL, channels: int, h: int, w: int) -> None:
+    """Energy per pixel (channel strides of 32 rows), window sums, division: the reference's
+    F.normalize of the im2col patches, zero padding and all."""
+    feature_map = features(channels + h, channels, h, w)
+    feature_map[0, :, 0, :] = 0.0  # a zero row: border patches see less energy, not none
+    data = np.ascontiguousarray(feature_map[0].numpy().astype(np.float32))
+    out = np.empty((h * w, channels * 9), dtype=np.float32)
+    emu.ttsr_st_emu_normalise(data.ctypes.data, channels, h, w, out.ctypes.data)
+    ps = contract.PATCH_SIZE
+    want = F.normalize(F.unfold(torch.from_numpy(data)[None].double(), ps, padding=ps // 2), dim=1,
+                       eps=contract.NORM_EPS)[0].T.numpy()
+    np.testing.assert_allclose(out, want, atol=2e-7, rtol=0)
+    zero = np.zeros((channels, h, w), dtype=np.float32)
+    emu.ttsr_st_emu_normalise(zero.ctypes.data, channels, h, w, out.ctypes.data)
+    assert not out.any()  # all-zero patches stay zero (eps, not a division by zero)
+
+
+@pytest.mark.parametrize("rows, positions, min_blocks", [(1, 1, 264), (37, 5, 1), (300, 9, 264),
+                                                        (1000, 70, 96), (129, 130, 8)])
+def test_update_pass_merges_tiles_to_the_first_maximum(emu: ctypes.CDLL, rows: int, positions: int,
+                                                       min_blocks: int) -> None:
+    """The argmax pass after each relevance GEMM: every row of every column scanned once, in
+    segments of whole warps, rows past the tile never read, ties to the lowest Ref index, and
+    tiles of one image merging into the same keys."""
+    rng = np.random.default_rng(rows)
+    ldc = rows + 5
+    relevance = rng.integers(-4, 4, size=(positions, ldc)).astype(np.float32) / 4  # many exact ties
+    relevance[:, rows:] = np.inf  # the ldc padding: would win if read
+    keys = np.full(2 * positions, emu.ttsr_st_emu_initial_key(), dtype=np.uint64)
+    blocks = emu.ttsr_st_emu_update_keys(relevance.ctypes.data, ldc, 0, rows, positions, positions,
+                                         min_blocks, keys.ctypes.data)
+    assert blocks >= min(min_blocks // 2, math.ceil(positions / 8) * math.ceil(rows / 32))
+    values, index = decode(emu, keys[positions:])
+    want = relevance[:, :rows]
+    np.testing.assert_array_equal(index, want.argmax(axis=1))  # numpy: the first maximum
+    np.testing.assert_array_equal(values, want.max(axis=1))
+    assert np.all(keys[:positions] == emu.ttsr_st_emu_initial_key())  # lr_first offsets the keys
+    # Two Ref tiles of one LR range (tiles are never empty), the later one first: the result
+    # is the whole column's.
+    half = rows // 2
+    if half > 0:
+        merged = np.full(positions, emu.ttsr_st_emu_initial_key(), dtype=np.uint64)
+        emu.ttsr_st_emu_update_keys(relevance.ctypes.data + 4 * half, ldc, half, rows - half, 0,
+                                    positions, min_blocks, merged.ctypes.data)
+        emu.ttsr_st_emu_update_keys(relevance.ctypes.data, ldc, 0, half, 0, positions, min_blocks,
+                                    merged.ctypes.data)
+        np.testing.assert_array_equal(merged, keys[positions:])
 
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, np.nextafter(np.float32(0.5), np.float32(1)), 1e-45, -1e-45,
