@@ -238,13 +238,13 @@ def test_abi_reports_bad_arguments_by_status() -> None:
     pointers = [a.ctypes.data for a in arrays]
     shape = native._Shape.of(shapes)
     workspace = np.zeros(native.cpu_workspace_size(shapes), np.uint8)
-    assert lib.ttsr_st_cpu_run(shape, 0, 0, 0, 0, *pointers, workspace.ctypes.data) == 0
-    assert lib.ttsr_st_cpu_run(shape, 0, 0, 0, 0, *pointers, None) == 3
-    assert lib.ttsr_st_cpu_run(shape, 2, 0, 0, 0, *pointers, workspace.ctypes.data) == 2
-    assert lib.ttsr_st_cpu_run(shape, 0, -1, 0, 0, *pointers, workspace.ctypes.data) == 3
-    assert lib.ttsr_st_cpu_run(shape, 0, 0, 0, -1, *pointers, workspace.ctypes.data) == 3
+    assert lib.ttsr_st_cpu_run(shape, 0, 0, 0, 0, *pointers, workspace.ctypes.data, None) == 0
+    assert lib.ttsr_st_cpu_run(shape, 0, 0, 0, 0, *pointers, None, None) == 3
+    assert lib.ttsr_st_cpu_run(shape, 2, 0, 0, 0, *pointers, workspace.ctypes.data, None) == 2
+    assert lib.ttsr_st_cpu_run(shape, 0, -1, 0, 0, *pointers, workspace.ctypes.data, None) == 3
+    assert lib.ttsr_st_cpu_run(shape, 0, 0, 0, -1, *pointers, workspace.ctypes.data, None) == 3
     empty = native._Shape(1, 2, 0, 2, 2, 2, 1, 1, 1)
-    assert lib.ttsr_st_cpu_run(empty, 0, 0, 0, 0, *pointers, workspace.ctypes.data) == 1
+    assert lib.ttsr_st_cpu_run(empty, 0, 0, 0, 0, *pointers, workspace.ctypes.data, None) == 1
     assert lib.ttsr_st_workspace_size(empty, 0, 0, 0) == 0
     assert lib.ttsr_st_cpu_workspace_size(empty, 0, 0, 0) == 0
     tile = ctypes.c_int()

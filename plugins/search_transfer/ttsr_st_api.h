@@ -67,7 +67,11 @@ TTSR_ST_API int ttsr_st_enqueue(ttsr_st_context* ctx, const ttsr_st_shape* shape
 TTSR_ST_API const char* ttsr_st_status_string(int status);
 
 /* Host twin: the same plan (tiles, merge order, tie rule) on host memory with
- * host pointers, synchronous; workspace holds ttsr_st_cpu_workspace_size bytes
+ * host pointers, synchronous.  Each tile's relevance comes from the Gram matrix
+ * of the raw pixel features (depth ck), summed over the 9 patch offsets and
+ * divided by the patch norms: the patch GEMM's values up to float32 rounding,
+ * for a ninth of its work.  The float32 Gram block of a tile is the relevance
+ * block plus a halo of one padded grid row and pixel on each side.  workspace holds ttsr_st_cpu_workspace_size bytes
  * for the same ref_chunk and budget; a budget of 0 means
  * TTSR_ST_CPU_DEFAULT_WORKSPACE_BUDGET in both.
  * float16 tensors are IEEE binary16 bit patterns (uint16).  threads: worker
@@ -76,10 +80,14 @@ TTSR_ST_API const char* ttsr_st_status_string(int status);
 #define TTSR_ST_CPU_DEFAULT_WORKSPACE_BUDGET ((size_t)16 << 20)
 TTSR_ST_API size_t ttsr_st_cpu_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype,
                                               int ref_chunk, size_t workspace_budget);
+/* Seconds the twin spent per stage, added to by each call that is given one:
+ * padded features and patch norms, Gram GEMMs, patch sums + argmax, textures. */
+typedef struct { double prepare_s, gemm_s, argmax_s, transfer_s; } ttsr_st_cpu_stats;
+/* stats may be NULL. */
 TTSR_ST_API int ttsr_st_cpu_run(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
                                 size_t workspace_budget, int threads, const void* q, const void* k,
                                 const void* v3, const void* v2, const void* v1, void* s, void* t3,
-                                void* t2, void* t1, void* workspace);
+                                void* t2, void* t1, void* workspace, ttsr_st_cpu_stats* stats);
 
 #ifdef __cplusplus
 }

@@ -60,6 +60,15 @@ class _Shape(ctypes.Structure):
 _SHAPE_P = ctypes.POINTER(_Shape)
 
 
+# The host twin's stages, timed per call: padded features and patch norms, Gram GEMMs,
+# patch sums + argmax, texture transfer.
+TWIN_STAGES = ("prepare", "gemm", "argmax", "transfer")
+
+
+class _CpuStats(ctypes.Structure):
+    _fields_ = [(f"{stage}_s", ctypes.c_double) for stage in TWIN_STAGES]
+
+
 def library_dir() -> Path:
     """Where the native libraries are: ``$TTSR_PLUGIN_DIR`` or ``<repo>/build``."""
     return Path(os.environ.get("TTSR_PLUGIN_DIR") or _REPO_ROOT / "build")
@@ -93,8 +102,9 @@ def _open(path: Path, fix: str) -> ctypes.CDLL:
 def _load_cpu(path: Path) -> ctypes.CDLL:
     lib = _open(path, _CPU_FIX)
     _declare(lib, "ttsr_st_cpu_workspace_size", [_SHAPE_P, _INT, _INT, _SIZE], _SIZE)
-    # shape, dtype, ref_chunk, budget, threads, then 5 inputs, 4 outputs, workspace
-    _declare(lib, "ttsr_st_cpu_run", [_SHAPE_P, _INT, _INT, _SIZE, _INT, *[_POINTER] * 10], _INT)
+    # shape, dtype, ref_chunk, budget, threads, then 5 inputs, 4 outputs, workspace, stats
+    _declare(lib, "ttsr_st_cpu_run", [_SHAPE_P, _INT, _INT, _SIZE, _INT, *[_POINTER] * 10,
+                                      ctypes.POINTER(_CpuStats)], _INT)
     return lib
 
 
@@ -197,13 +207,15 @@ def cpu_workspace_size(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_
 
 
 def search_transfer_cpu(q: np.ndarray, k: np.ndarray, v3: np.ndarray, v2: np.ndarray,
-                        v1: np.ndarray, ref_chunk: int = 0, budget: int = 0, threads: int = 0
+                        v1: np.ndarray, ref_chunk: int = 0, budget: int = 0, threads: int = 0,
+                        stage_seconds: dict[str, float] | None = None
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Run the op on the host twin: ``(s, t3, t2, t1)``, in the inputs' dtype (float32 or float16).
 
     ``budget``: bytes of one tile's relevance block (0: the twin's default, sized for CPU caches).
     ``threads``: worker threads (0: ``$TTSR_ST_CPU_THREADS``, else every hardware thread).
     The results do not depend on ``ref_chunk``, ``budget`` or ``threads``.
+    ``stage_seconds``: if given, each stage's time (:data:`TWIN_STAGES`) is added to it.
     """
     if int(threads) != threads or threads < 0:
         raise ValueError(f"{OP_TYPE}: threads must be an integer >= 0 (0 = default), got {threads!r}")
@@ -222,10 +234,14 @@ def search_transfer_cpu(q: np.ndarray, k: np.ndarray, v3: np.ndarray, v2: np.nda
     workspace = np.empty(cpu_workspace_size(shapes, dtype, ref_chunk, budget), dtype=np.uint8)
     shape = _Shape.of(shapes)
     outputs = tuple(np.empty(s, dtype=dtype) for s in shapes.outputs())
+    stats = _CpuStats()
     status = lib.ttsr_st_cpu_run(ctypes.byref(shape), code, int(ref_chunk), int(budget), int(threads),
                                  *(a.ctypes.data for a in inputs),
-                                 *(o.ctypes.data for o in outputs), workspace.ctypes.data)
+                                 *(o.ctypes.data for o in outputs), workspace.ctypes.data, ctypes.byref(stats))
     _check_status(lib, status, f"{OP_TYPE} host twin failed")
+    if stage_seconds is not None:
+        for stage in TWIN_STAGES:
+            stage_seconds[stage] = stage_seconds.get(stage, 0.0) + getattr(stats, f"{stage}_s")
     return outputs  # type: ignore[return-value]
 
 
