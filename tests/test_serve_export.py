@@ -14,9 +14,9 @@ from tritonclient.grpc import model_config_pb2
 
 from tests._onnx_models import onnx_models
 from ttsr.cli import main
-from ttsr.engine.profiles import Profile
-from ttsr.engine.sidecar import EngineSidecar, PluginInfo, write_sidecar
-from ttsr.model import file_sha256
+from ttsr.backends.profiles import Profile
+from ttsr.backends.trt.sidecar import EngineSidecar, PluginInfo, write_sidecar
+from ttsr.atomic import file_sha256
 
 ENGINE_BYTES = b"not a real plan, but the bytes the repository must carry"
 

@@ -15,7 +15,7 @@ import click
 
 from ttsr.atomic import write_json_atomic
 from ttsr.cli.common import load_model, size_option
-from ttsr.engine.profiles import ProfileError, Size
+from ttsr.backends.profiles import ProfileError, Size
 
 SERVE_EPILOG = """\b
 Examples:
@@ -71,10 +71,10 @@ def _port(value: int) -> int:
 def _model_spec(backend: str, engine: Path | None, plugin: Path | None, onnx: Path | None,
                 checkpoint: Path | None, seed: int, threads: int | None, torch_device: str, max_lr: Size | None,
                 max_ref: Size | None, max_batch: int | None, workdir: Path) -> Any:
-    from ttsr.serve.spec import BackendSpec, ServeSpec, cpu_profile
+    from ttsr.serve.spec import ServedBackend, ServeSpec, cpu_profile
 
     if backend == "trt":
-        from ttsr.engine.sidecar import SidecarError, read_sidecar
+        from ttsr.backends.trt.sidecar import SidecarError, read_sidecar
 
         if engine is None:
             raise click.UsageError("--backend trt needs --engine (build one with build_engine.py)")
@@ -85,7 +85,7 @@ def _model_spec(backend: str, engine: Path | None, plugin: Path | None, onnx: Pa
             profiles = read_sidecar(engine).profiles
         except SidecarError as exc:
             raise click.ClickException(str(exc)) from None
-        return ServeSpec(BackendSpec("trt", engine=str(engine.resolve()),
+        return ServeSpec(ServedBackend("trt", engine=str(engine.resolve()),
                                      plugin=str(plugin.resolve()) if plugin else None),
                          profiles, "; the engine's profiles allow no more", platform.python_version())
     if engine is not None or plugin is not None:
@@ -97,25 +97,28 @@ def _model_spec(backend: str, engine: Path | None, plugin: Path | None, onnx: Pa
     hint = " or restart ttsr serve with larger --max-lr/--max-ref"
     if backend == "ort":
         onnx = _rewritten_graph(onnx, checkpoint, seed, workdir)
-        return ServeSpec(BackendSpec("ort", onnx=str(onnx.resolve()), threads=threads), [profile], hint,
+        return ServeSpec(ServedBackend("ort", onnx=str(onnx.resolve()), threads=threads), [profile], hint,
                          platform.python_version())
     if onnx is not None:
         raise click.UsageError("--onnx applies to --backend ort")
-    return ServeSpec(BackendSpec("torch", checkpoint=str(checkpoint.resolve()) if checkpoint else None, seed=seed,
+    return ServeSpec(ServedBackend("torch", checkpoint=str(checkpoint.resolve()) if checkpoint else None, seed=seed,
                                  threads=threads, torch_device=torch_device), [profile], hint,
                      platform.python_version())
 
 
 def _rewritten_graph(onnx: Path | None, checkpoint: Path | None, seed: int, workdir: Path) -> Path:
     """``onnx`` when it is a rewritten graph; without one, the model of --checkpoint/--seed exported here."""
-    from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
+    from ttsr.onnx_io import OnnxInfoError, inspect_onnx
 
     if onnx is None:
-        from ttsr.engine.graphs import export_rewritten
+        from ttsr.pipeline import GRAPH_ERRORS, make_graph
 
         model, note = load_model(checkpoint, seed)
         click.echo(f"{note}\nNo --onnx: exporting it and rewriting its search-transfer block ...")
-        return export_rewritten(model, workdir)
+        try:
+            return make_graph(model, "rewritten", workdir)
+        except GRAPH_ERRORS as exc:
+            raise click.ClickException(str(exc)) from None
     try:
         rewritten = inspect_onnx(onnx).rewritten
     except OnnxInfoError as exc:
@@ -166,7 +169,7 @@ def serve_command(backend: str | None, engine: Path | None, plugin: Path | None,
                   max_queue_delay_us: int, max_lr: Size | None, max_ref: Size | None, threads: int | None,
                   torch_device: str, log_level: str, ready_timeout: float) -> None:
     """Serve TTSR on Triton Inference Server (HTTP, gRPC, metrics) until SIGINT or SIGTERM."""
-    from ttsr.runtime.backends import default_backend
+    from ttsr.backends import default_backend
     from ttsr.serve.repository import Scheduling, write_python_model
     from ttsr.serve.server import ServeError, ServerOptions, TritonServer, find_triton, make_backend_dir
 
@@ -274,8 +277,8 @@ def export_triton_command(repo: Path, engine: Path | None, plugin: Path | None, 
 
 
 def _export_plan(staging: Path, name: str, engine: Path, plugin: Path | None, scheduling: Any) -> str:
-    from ttsr.engine.sidecar import SidecarError, check_engine_hash, check_plugin, read_sidecar
-    from ttsr.model import file_sha256
+    from ttsr.backends.trt.sidecar import SidecarError, check_engine_hash, check_plugin, read_sidecar
+    from ttsr.atomic import file_sha256
     from ttsr.serve.repository import RepositoryError, write_fleet_repository
 
     try:
@@ -298,14 +301,14 @@ def _export_plan(staging: Path, name: str, engine: Path, plugin: Path | None, sc
 def _export_onnx(staging: Path, name: str, onnx: Path, scheduling: Any, max_lr: Size | None,
                  max_ref: Size | None, max_batch: int | None, threads: int | None) -> str:
     from ttsr.serve.repository import onnx_readme, write_python_model
-    from ttsr.serve.spec import BackendSpec, ServeSpec, cpu_profile
+    from ttsr.serve.spec import ServedBackend, ServeSpec, cpu_profile
 
     _rewritten_graph(onnx, None, 0, staging)
     try:
         profile = cpu_profile(max_lr or (128, 128), max_ref or (512, 512), max_batch or 4)
     except ProfileError as exc:
         raise click.UsageError(str(exc)) from None
-    spec = ServeSpec(BackendSpec("ort", onnx="1/ttsr.onnx", threads=threads), [profile],
+    spec = ServeSpec(ServedBackend("ort", onnx="1/ttsr.onnx", threads=threads), [profile],
                      "; the repository's --max-lr/--max-ref allow no more")
     folder = write_python_model(staging, name, spec, scheduling)
     shutil.copyfile(onnx, folder / "1" / "ttsr.onnx")

@@ -1,36 +1,22 @@
-"""The one place where serving opens an inference backend (the runtime classes of :mod:`ttsr.runtime`)."""
+"""The one place where serving opens an inference backend: through the registry of :mod:`ttsr.backends`."""
 
 from __future__ import annotations
 
-from typing import Any
+from ttsr.backends import Backend, open_backend
+from ttsr.serve.spec import ServedBackend
 
-from ttsr.serve.spec import BackendSpec
 
-
-def open_backend(spec: BackendSpec) -> Any:
-    """A backend with ``run(ModelInputs) -> sr`` for ``spec``; the trt one holds GPU memory until ``close()``."""
+def open_served_backend(spec: ServedBackend) -> Backend:
+    """The backend ``spec`` names; BackendError with one line when it cannot open."""
     if spec.kind == "trt":
-        from ttsr.runtime.trt_backend import TrtBackend
-
-        if spec.engine is None:
-            raise ValueError("the trt backend needs an engine")
-        return TrtBackend(spec.engine, plugin_library=spec.plugin)
+        return open_backend("trt", engine=spec.engine, plugin=spec.plugin)
     if spec.kind == "ort":
-        from ttsr.runtime.backends import OrtRunner
+        return open_backend("ort", onnx=spec.onnx, threads=spec.threads)
+    import torch
 
-        if spec.onnx is None:
-            raise ValueError("the ort backend needs the rewritten ONNX graph")
-        return OrtRunner(spec.onnx, threads=spec.threads)
-    if spec.kind == "torch":
-        import torch
+    from ttsr.model import build_model, load_checkpoint
 
-        from ttsr.model import build_model, load_checkpoint
-        from ttsr.runtime.backends import TorchBackend
-
-        if spec.threads is not None:
-            torch.set_num_threads(spec.threads)
-
-        model = (load_checkpoint(spec.checkpoint) if spec.checkpoint is not None
-                 else build_model(seed=spec.seed))
-        return TorchBackend(model, device=spec.torch_device)
-    raise ValueError(f"unknown backend {spec.kind!r}; expected trt, ort or torch")
+    if spec.threads is not None:
+        torch.set_num_threads(spec.threads)
+    model = load_checkpoint(spec.checkpoint) if spec.checkpoint is not None else build_model(seed=spec.seed)
+    return open_backend(spec.kind, model=model, device=spec.torch_device)

@@ -28,11 +28,12 @@ import torch.utils.dlpack
 import triton_python_backend_utils as pb_utils
 
 from ttsr.data.prepare import ModelInputs, prepare_pair, to_image
-from ttsr.engine.profiles import ProfileError, choose_profile, format_size
+from ttsr.backends import failure_message
+from ttsr.backends.profiles import ProfileError, choose_profile, format_size
 from ttsr.errors import first_line
 from ttsr.model.ttsr import OUTPUT_NAME
 from ttsr.runtime.batching import plan_batches
-from ttsr.serve.backend import open_backend
+from ttsr.serve.backend import open_served_backend
 from ttsr.serve.spec import LR_INPUT, REF_INPUT, SPEC_PARAMETER, SR_OUTPUT, ServeSpec, describe_limits
 
 
@@ -138,7 +139,7 @@ class TTSRModel(_Model):
             # An exported repository names its graph relative to the model's folder.
             backend = dataclasses.replace(backend, onnx=str(Path(args["model_repository"]) / backend.onnx))
         self.kind = backend.kind
-        self.backend = open_backend(backend)
+        self.backend = open_served_backend(backend)
 
     def respond(self, requests: Sequence[Any]) -> list[Any]:
         responses, pairs = _prepare_all(requests, self.spec)
@@ -151,7 +152,7 @@ class TTSRModel(_Model):
                 sr = self.backend.run(ModelInputs.stack([flat[i][1] for i in batch.indices]))
             except Exception as exc:  # the backend's own errors: fail this batch's requests, serve the rest
                 for i in batch.indices:
-                    failed[flat[i][0]] = f"{self.kind} backend failed: {type(exc).__name__}: {first_line(exc)}"
+                    failed[flat[i][0]] = failure_message(self.kind, exc)
                 continue
             for position, i in enumerate(batch.indices[:batch.real]):
                 outputs[i] = to_image(sr[position])

@@ -13,8 +13,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ttsr.engine.profiles import Profile
-from ttsr.engine.sidecar import EngineSidecar
+from ttsr.backends.profiles import Profile
+from ttsr.backends.trt.sidecar import EngineSidecar
 from ttsr.model.ttsr import INPUT_NAMES, OUTPUT_NAME
 from ttsr.serve.config import Batching, Instances, ModelConfig, TensorSpec
 from ttsr.serve.spec import LR_INPUT, REF_INPUT, SPEC_PARAMETER, SR_OUTPUT, ServeSpec, describe_limits

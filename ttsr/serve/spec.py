@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ttsr.engine.profiles import Profile, Size, format_size
+from ttsr.backends.profiles import Profile, Size, format_size
 
 SPEC_PARAMETER = "ttsr"
 # What clients send and get: uint8 images, N x H x W x 3.
@@ -15,7 +15,7 @@ LR_INPUT, REF_INPUT, SR_OUTPUT = "LR", "REF", "SR"
 
 
 @dataclass(frozen=True)
-class BackendSpec:
+class ServedBackend:
     kind: str  # trt, ort or torch
     onnx: str | None = None
     engine: str | None = None
@@ -31,7 +31,7 @@ class ServeSpec:
     """``profiles`` bound the sizes a request may have (an engine's, or built from --max-lr/--max-ref);
     ``python`` is the version the stub must run (None: any)."""
 
-    backend: BackendSpec | None
+    backend: ServedBackend | None
     profiles: list[Profile] = field(default_factory=list)
     limit_hint: str = ""
     python: str | None = None
@@ -44,7 +44,7 @@ class ServeSpec:
     @classmethod
     def from_json(cls, text: str) -> "ServeSpec":
         data = json.loads(text)
-        backend = BackendSpec(**data["backend"]) if data["backend"] is not None else None
+        backend = ServedBackend(**data["backend"]) if data["backend"] is not None else None
         return cls(backend=backend, profiles=[Profile.from_dict(p) for p in data["profiles"]],
                    limit_hint=data["limit_hint"], python=data["python"])
 
