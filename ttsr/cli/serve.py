@@ -15,7 +15,8 @@ import click
 
 from ttsr.atomic import write_json_atomic
 from ttsr.cli.common import load_model, size_option
-from ttsr.backends.profiles import ProfileError, Size
+from ttsr.backends.profiles import ProfileError, Size, format_size
+from ttsr.serve.spec import CPU_MAX_BATCH, CPU_MAX_LR, CPU_MAX_REF
 
 SERVE_EPILOG = """\b
 Examples:
@@ -62,6 +63,9 @@ At each concurrency, that many client threads send --requests requests in all, o
 """
 
 
+FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
+
+
 def _port(value: int) -> int:
     if not 1 <= value <= 65535:
         raise click.BadParameter(f"port {value} is not in 1..65535")
@@ -91,7 +95,7 @@ def _model_spec(backend: str, engine: Path | None, plugin: Path | None, onnx: Pa
     if engine is not None or plugin is not None:
         raise click.UsageError(f"--engine/--plugin apply to --backend trt, not {backend}")
     try:
-        profile = cpu_profile(max_lr or (128, 128), max_ref or (512, 512), max_batch or 4)
+        profile = cpu_profile(max_lr, max_ref, max_batch)
     except ProfileError as exc:
         raise click.UsageError(str(exc)) from None
     hint = " or restart ttsr serve with larger --max-lr/--max-ref"
@@ -133,13 +137,13 @@ def _rewritten_graph(onnx: Path | None, checkpoint: Path | None, seed: int, work
 @click.option("--backend", type=click.Choice(["trt", "ort", "torch"]),
               help="trt (TensorRT engine, GPU), ort (CPU, rewritten graph) or torch (the reference). "
                    "Default: trt when --engine is given and a GPU is present, else ort.")
-@click.option("--engine", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+@click.option("--engine", type=FILE,
               help="TensorRT engine from build_engine.py, with its .json sidecar (trt).")
-@click.option("--plugin", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+@click.option("--plugin", type=FILE,
               help="TensorRT plugin library (trt; default: the one in the engine sidecar).")
-@click.option("--onnx", "onnx_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+@click.option("--onnx", "onnx_path", type=FILE,
               help="Rewritten ONNX graph (ort; default: export the model of --checkpoint/--seed).")
-@click.option("--checkpoint", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+@click.option("--checkpoint", type=FILE,
               help="mmediting/mmagic TTSR checkpoint (torch, and ort without --onnx).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeded random model without --checkpoint.")
 @click.option("--model-name", default="ttsr", show_default=True, help="Name clients address the model by.")
@@ -151,12 +155,14 @@ def _rewritten_graph(onnx: Path | None, checkpoint: Path | None, seed: int, work
 @click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True,
               help="Model instances (each a process with its own backend) that run batches in parallel.")
 @click.option("--max-batch", type=click.IntRange(min=1),
-              help="ort/torch: most pairs per execution (default 4; trt: the engine's profiles).")
+              help=f"ort/torch: most pairs per execution (default {CPU_MAX_BATCH}; trt: the engine's profiles).")
 @click.option("--max-queue-delay-us", type=click.IntRange(min=0), default=2000, show_default=True,
               help="How long the dynamic batcher holds a request to join it with others of the same size.")
-@click.option("--max-lr", callback=size_option, help="ort/torch: largest LR image, HxW or N (default 128x128).")
+@click.option("--max-lr", callback=size_option,
+              help=f"ort/torch: largest LR image, HxW or N (default {format_size(CPU_MAX_LR)}).")
 @click.option("--max-ref", callback=size_option,
-              help="ort/torch: largest Ref after cropping to multiples of 4, HxW or N (default 512x512).")
+              help=f"ort/torch: largest Ref after cropping to multiples of 4, HxW or N "
+                   f"(default {format_size(CPU_MAX_REF)}).")
 @click.option("--threads", type=click.IntRange(min=1), help="ort/torch: threads per instance.")
 @click.option("--torch-device", default="cpu", show_default=True, help="torch: cpu, cuda, cuda:1 ...")
 @click.option("--log-level", type=click.Choice(["error", "warning", "info", "verbose"]), default="info",
@@ -228,20 +234,21 @@ def serve_command(backend: str | None, engine: Path | None, plugin: Path | None,
 
 @click.command("export-triton", epilog=EXPORT_EPILOG, context_settings={"max_content_width": 100})
 @click.argument("repo", type=click.Path(path_type=Path))
-@click.option("--engine", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+@click.option("--engine", type=FILE,
               help="TensorRT engine from build_engine.py, with its .json sidecar.")
-@click.option("--plugin", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+@click.option("--plugin", type=FILE,
               help="Plugin library to ship (default: the sidecar's); must be the one the engine was built with.")
-@click.option("--onnx", "onnx_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+@click.option("--onnx", "onnx_path", type=FILE,
               help="Instead of --engine: the rewritten graph, for a CPU repository (ONNX Runtime in Python).")
 @click.option("--model-name", default="ttsr", show_default=True, help="Name clients address the model by.")
 @click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True,
               help="Instances per model (per GPU for the plan).")
 @click.option("--max-queue-delay-us", type=click.IntRange(min=0), default=2000, show_default=True,
               help="Dynamic batcher's wait for same-size requests.")
-@click.option("--max-lr", callback=size_option, help="--onnx: largest LR image (default 128x128).")
-@click.option("--max-ref", callback=size_option, help="--onnx: largest Ref (default 512x512).")
-@click.option("--max-batch", type=click.IntRange(min=1), help="--onnx: most pairs per execution (default 4).")
+@click.option("--max-lr", callback=size_option, help=f"--onnx: largest LR image (default {format_size(CPU_MAX_LR)}).")
+@click.option("--max-ref", callback=size_option, help=f"--onnx: largest Ref (default {format_size(CPU_MAX_REF)}).")
+@click.option("--max-batch", type=click.IntRange(min=1),
+              help=f"--onnx: most pairs per execution (default {CPU_MAX_BATCH}).")
 @click.option("--threads", type=click.IntRange(min=1), help="--onnx: ONNX Runtime threads per instance.")
 def export_triton_command(repo: Path, engine: Path | None, plugin: Path | None, onnx_path: Path | None,
                           model_name: str, instances: int, max_queue_delay_us: int, max_lr: Size | None,
@@ -305,7 +312,7 @@ def _export_onnx(staging: Path, name: str, onnx: Path, scheduling: Any, max_lr: 
 
     _rewritten_graph(onnx, None, 0, staging)
     try:
-        profile = cpu_profile(max_lr or (128, 128), max_ref or (512, 512), max_batch or 4)
+        profile = cpu_profile(max_lr, max_ref, max_batch)
     except ProfileError as exc:
         raise click.UsageError(str(exc)) from None
     spec = ServeSpec(ServedBackend("ort", onnx="1/ttsr.onnx", threads=threads), [profile],

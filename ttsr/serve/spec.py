@@ -53,8 +53,14 @@ class ServeSpec:
         return max(p.batch_max for p in self.profiles)
 
 
-def cpu_profile(max_lr: Size, max_ref: Size, max_batch: int) -> Profile:
-    """The sizes a CPU backend accepts: any LR up to ``max_lr``, any Ref from 4x4 up to ``max_ref``."""
+CPU_MAX_LR, CPU_MAX_REF, CPU_MAX_BATCH = (128, 128), (512, 512), 4
+
+
+def cpu_profile(max_lr: Size | None, max_ref: Size | None, max_batch: int | None) -> Profile:
+    """The sizes a CPU backend accepts: any LR up to ``max_lr``, any Ref from 4x4 up to ``max_ref``
+    (None: the defaults above, which bound one request's memory and time on a small machine)."""
+    max_lr, max_ref = max_lr or CPU_MAX_LR, max_ref or CPU_MAX_REF
+    max_batch = max_batch or CPU_MAX_BATCH
     return Profile(lr_min=(1, 1), lr_opt=max_lr, lr_max=max_lr, ref_min=(4, 4), ref_opt=max_ref,
                    ref_max=max_ref, batch_min=1, batch_opt=max_batch, batch_max=max_batch)
 
