@@ -72,28 +72,39 @@ def _port(value: int) -> int:
     return value
 
 
+def _check_options(backend: str, engine: Path | None, plugin: Path | None, onnx: Path | None,
+                   cpu_limits: dict[str, object]) -> None:
+    """Usage errors for options that do not go with ``backend``, before anything is started."""
+    if backend == "trt":
+        if engine is None:
+            raise click.UsageError("--backend trt needs --engine (build one with build_engine.py)")
+        for name, value in cpu_limits.items():
+            if value is not None:
+                raise click.UsageError(f"{name} does not apply to --backend trt: the engine's profiles set the limits")
+        return
+    if engine is not None or plugin is not None:
+        raise click.UsageError(f"--engine/--plugin apply to --backend trt, not {backend}")
+    if onnx is not None and backend != "ort":
+        raise click.UsageError("--onnx applies to --backend ort")
+
+
 def _model_spec(backend: str, engine: Path | None, plugin: Path | None, onnx: Path | None,
                 checkpoint: Path | None, seed: int, threads: int | None, torch_device: str, max_lr: Size | None,
                 max_ref: Size | None, max_batch: int | None, workdir: Path) -> Any:
     from ttsr.serve.spec import ServedBackend, ServeSpec, cpu_profile
 
+    python = platform.python_version()
     if backend == "trt":
         from ttsr.backends.trt.sidecar import SidecarError, read_sidecar
 
-        if engine is None:
-            raise click.UsageError("--backend trt needs --engine (build one with build_engine.py)")
-        for name, value in (("--max-lr", max_lr), ("--max-ref", max_ref), ("--max-batch", max_batch)):
-            if value is not None:
-                raise click.UsageError(f"{name} does not apply to --backend trt: the engine's profiles set the limits")
+        assert engine is not None  # _check_options
         try:
             profiles = read_sidecar(engine).profiles
         except SidecarError as exc:
             raise click.ClickException(str(exc)) from None
         return ServeSpec(ServedBackend("trt", engine=str(engine.resolve()),
-                                     plugin=str(plugin.resolve()) if plugin else None),
-                         profiles, "; the engine's profiles allow no more", platform.python_version())
-    if engine is not None or plugin is not None:
-        raise click.UsageError(f"--engine/--plugin apply to --backend trt, not {backend}")
+                                       plugin=str(plugin.resolve()) if plugin else None),
+                         profiles, "; the engine's profiles allow no more", python)
     try:
         profile = cpu_profile(max_lr, max_ref, max_batch)
     except ProfileError as exc:
@@ -101,13 +112,9 @@ def _model_spec(backend: str, engine: Path | None, plugin: Path | None, onnx: Pa
     hint = " or restart ttsr serve with larger --max-lr/--max-ref"
     if backend == "ort":
         onnx = _rewritten_graph(onnx, checkpoint, seed, workdir)
-        return ServeSpec(ServedBackend("ort", onnx=str(onnx.resolve()), threads=threads), [profile], hint,
-                         platform.python_version())
-    if onnx is not None:
-        raise click.UsageError("--onnx applies to --backend ort")
+        return ServeSpec(ServedBackend("ort", onnx=str(onnx.resolve()), threads=threads), [profile], hint, python)
     return ServeSpec(ServedBackend("torch", checkpoint=str(checkpoint.resolve()) if checkpoint else None, seed=seed,
-                                 threads=threads, torch_device=torch_device), [profile], hint,
-                     platform.python_version())
+                                   threads=threads, torch_device=torch_device), [profile], hint, python)
 
 
 def _rewritten_graph(onnx: Path | None, checkpoint: Path | None, seed: int, workdir: Path) -> Path:
@@ -175,13 +182,18 @@ def serve_command(backend: str | None, engine: Path | None, plugin: Path | None,
                   max_queue_delay_us: int, max_lr: Size | None, max_ref: Size | None, threads: int | None,
                   torch_device: str, log_level: str, ready_timeout: float) -> None:
     """Serve TTSR on Triton Inference Server (HTTP, gRPC, metrics) until SIGINT or SIGTERM."""
-    from ttsr.backends import default_backend
+    from ttsr.backends import default_backend, unavailable_reason
     from ttsr.serve.repository import Scheduling, write_python_model
     from ttsr.serve.server import ServeError, ServerOptions, TritonServer, find_triton, make_backend_dir
 
     if len({http_port, grpc_port, metrics_port}) < 3:
         raise click.UsageError("--http-port, --grpc-port and --metrics-port must differ")
     kind = backend or default_backend(engine)
+    _check_options(kind, engine, plugin, onnx_path,
+                   {"--max-lr": max_lr, "--max-ref": max_ref, "--max-batch": max_batch})
+    reason = unavailable_reason(kind)
+    if reason is not None:
+        raise click.ClickException(f"the {kind} backend cannot run here: {reason}")
     try:
         install = find_triton()
     except ServeError as exc:

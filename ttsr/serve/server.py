@@ -39,6 +39,10 @@ _LOG_FLAGS = {
 }
 
 
+# What tritonserver logs on every start without a GPU; never the reason a start failed.
+_CPU_ONLY_NOISE = ("CudaDriverHelper", "NVML", "DCGM", "pinned memory")
+
+
 class ServeError(RuntimeError):
     """The server cannot be set up or did not come up; the message is one line."""
 
@@ -166,9 +170,11 @@ class TritonServer:
             self._echo(line.rstrip("\n"))
 
     def errors(self) -> list[str]:
-        """The server's error lines so far (Triton prefixes them with ``E``), else its last lines."""
-        lines = list(self._tail)
-        return [line for line in lines if line.startswith("E") or "error" in line.lower()] or lines[-5:]
+        """The server's model-load failures, else its other error lines (Triton starts them with ``E``),
+        else its last lines; without the CUDA/NVML/DCGM complaints every CPU-only start makes."""
+        lines = [line for line in self._tail if not any(noise in line for noise in _CPU_ONLY_NOISE)]
+        return ([line for line in lines if "failed to load" in line]
+                or [line for line in lines if line.startswith("E") or "error" in line.lower()] or lines[-5:])
 
     def wait_ready(self, timeout_s: float) -> None:
         """Block until the server reports ready; ServeError if it exits or takes longer than ``timeout_s``."""
