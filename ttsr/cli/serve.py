@@ -217,28 +217,31 @@ def serve_command(backend: str | None, engine: Path | None, plugin: Path | None,
 
         def forward(signum: int, frame: FrameType | None) -> None:
             stopping.append(signum)
-            server.process.send_signal(signal.SIGINT)
+            server.process.send_signal(signal.SIGTERM)
 
         previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            if not stopping:
-                try:
-                    server.wait_ready(ready_timeout)
-                except ServeError as exc:
-                    if not stopping:
-                        raise click.ClickException(str(exc)) from None
+            try:
+                server.wait_ready(ready_timeout)
+            except ServeError as exc:
+                if not stopping:  # else the signal stopped the start-up
+                    raise click.ClickException(str(exc)) from None
             if not stopping:
                 click.echo(f"Serving model '{model_name}' ({kind} backend, max batch {spec.max_batch}, "
                            f"{instances} instance(s)): HTTP {options.http_url}, gRPC {address}:{grpc_port}, "
                            f"metrics {options.metrics_url}; health {options.http_url}/v2/health/ready. "
                            f"Ctrl-C or SIGTERM stops it.")
-            status = server.process.wait()
+            server.process.wait()
         finally:
             status = server.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     if not stopping:
         raise click.ClickException(f"tritonserver exited with status {status}: " + " | ".join(server.errors()))
+    if status == -signal.SIGTERM:
+        # The signal came before tritonserver had set up its own handling, so the forwarded SIGTERM ended it.
+        click.echo(f"Server stopped ({signal.Signals(stopping[0]).name}) while starting.")
+        return
     click.echo(f"Server stopped ({signal.Signals(stopping[0]).name}); exit status {status}.")
     if status != 0:
         raise click.exceptions.Exit(status)

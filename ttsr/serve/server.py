@@ -150,7 +150,8 @@ def server_command(install: TritonInstall, options: ServerOptions, backends: Pat
 class TritonServer:
     """A running ``tritonserver``: its output goes to ``echo`` line by line, the last lines are kept
     for error messages.  It runs in its own session, so a terminal's Ctrl-C reaches it only through
-    :meth:`stop` (one orderly shutdown, however the signal came)."""
+    :meth:`stop` (one orderly shutdown, however the signal came).  SIGTERM, not SIGINT: a shell starts
+    background jobs with SIGINT ignored, and tritonserver inherits that until it sets up its handlers."""
 
     def __init__(self, install: TritonInstall, options: ServerOptions, backends: Path,
                  echo: Callable[[str], None]) -> None:
@@ -195,7 +196,7 @@ class TritonServer:
         self.stop()
         raise ServeError(f"tritonserver was not ready after {timeout_s:g} s: " + " | ".join(self.errors()))
 
-    def stop(self, sig: int = signal.SIGINT) -> int:
+    def stop(self, sig: int = signal.SIGTERM) -> int:
         """Ask the server to finish in-flight requests and exit; kill it if it is still there after
         its exit timeout plus a margin.  Returns its exit status."""
         if self.process.poll() is None:
