@@ -147,6 +147,38 @@ def test_onnx_repository_is_one_python_model_with_the_graph(tmp_path_factory, tm
     assert "RegisterCustomOps" in (repo / "README.md").read_text()
 
 
+def test_onnx_repository_serves_on_triton(tmp_path_factory, tmp_path):
+    """The exported CPU repository, as is, under nvidia-pytriton's tritonserver: it loads (the graph found
+    relative to the model folder) and answers a request with the SR of the right size."""
+    import numpy as np
+    import tritonclient.http as http
+
+    from tests.test_serve import _free_ports
+    from ttsr.serve.server import ServerOptions, TritonServer, find_triton, make_backend_dir
+
+    repo = tmp_path / "cpu"
+    assert export(str(repo), "--onnx", str(onnx_models(tmp_path_factory).rewritten), "--threads", "1").exit_code == 0
+    install = find_triton()
+    http_port, grpc_port, metrics_port = _free_ports(3)
+    options = ServerOptions(repository=repo, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
+                            log_level="error")
+    server = TritonServer(install, options, make_backend_dir(install, tmp_path / "work"), echo=lambda line: None)
+    try:
+        server.wait_ready(180)
+        client = http.InferenceServerClient(f"127.0.0.1:{http_port}", network_timeout=60)
+        rng = np.random.default_rng(0)
+        inputs = []
+        for name, shape in (("LR", (1, 8, 12, 3)), ("REF", (1, 32, 36, 3))):
+            tensor = http.InferInput(name, list(shape), "UINT8")
+            tensor.set_data_from_numpy(rng.integers(0, 256, shape, dtype=np.uint8))
+            inputs.append(tensor)
+        sr = client.infer("ttsr", inputs, outputs=[http.InferRequestedOutput("SR")]).as_numpy("SR")
+        client.close()
+        assert sr.shape == (1, 32, 48, 3) and sr.dtype == np.uint8 and sr.std() > 0
+    finally:
+        assert server.stop() == 0
+
+
 def test_onnx_repository_needs_the_rewritten_graph(tmp_path_factory, tmp_path):
     result = export(str(tmp_path / "cpu"), "--onnx", str(onnx_models(tmp_path_factory).plain))
     assert result.exit_code == 1 and "no TTSRSearchTransfer node" in result.output
