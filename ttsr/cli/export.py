@@ -91,11 +91,15 @@ def export_command(output: Path, checkpoint: Path | None, seed: int | None, rewr
                    opset: int, keep_intermediates: bool) -> None:
     """Export TTSR to ONNX (dynamic batch, LR and Ref sizes), optionally rewritten and FP16."""
     from ttsr.atomic import file_sha256
-    from ttsr.export import example_inputs
+    from ttsr.export import ExportError, check_example_size, example_inputs
     from ttsr.pipeline import GRAPH_ERRORS, Step, make_graph
 
     if io_dtype != "float32" and not fp16:
         raise click.UsageError("--io-dtype float16 needs --fp16")
+    try:
+        check_example_size(lr_size, ref_size, batch)
+    except ExportError as exc:
+        raise click.UsageError(f"--lr-size/--ref-size/--batch: {exc}") from None
     rewrite = rewrite or fp16
     model, described = _model(checkpoint, seed)
     click.echo(described)
