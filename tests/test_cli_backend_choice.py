@@ -94,6 +94,7 @@ def test_how_the_backend_was_chosen_is_printed_and_recorded(models, pairs, tmp_p
     (["--backend", "torch", "--threads", "2"], "--threads does not apply to --backend torch"),
     (["--backend", "ort", "--onnx", "{onnx}", "--plugin", "{engine}"], "--plugin does not apply to --backend ort"),
     (["--backend", "ort", "--onnx", "{onnx}", "--cuda-graph"], "--cuda-graph does not apply to --backend ort"),
+    (["--cuda-graph"], "--cuda-graph does not apply to the default ort backend (no --backend given)"),
     (["--engine", "{engine}", "--threads", "2"],
      "--threads does not apply to the trt backend (chosen by --engine); it takes --engine, --plugin, --cuda-graph"),
 ])

@@ -151,7 +151,8 @@ def _choose_backend(asked: str | None, given: dict[str, Any]) -> tuple[str, str]
                                f"--backend") from None
     foreign = foreign_options(kind, given)
     if foreign:
-        chosen = f"--backend {kind}" if how == "asked" else f"the {kind} backend (chosen by {_choice(kind)})"
+        chosen = {"asked": f"--backend {kind}", "implied": f"the {kind} backend (chosen by {_choice(kind)})",
+                  "default": f"the default {kind} backend (no --backend given)"}[how]
         raise click.UsageError(f"{FLAGS[foreign[0]]} does not apply to {chosen}; it takes "
                                f"{_flags(spec(kind).options) or 'none of the backend options'}")
     return kind, how
