@@ -73,7 +73,7 @@ class Delta:
             shown = number(change, self.digits) if math.isinf(change) else f"{change:+.{self.digits}f}"
         limit = "" if self.limit is None else (f"+{self.limit:g} %" if self.relative else f"-{self.limit:g}")
         return [self.quantity, self.subject, number(self.a, self.digits), number(self.b, self.digits), shown,
-                limit, "FAIL" if self.failed else ""]
+                limit, "" if self.limit is None else ("FAIL" if self.failed else "pass")]
 
     def to_dict(self) -> dict[str, Any]:
         return {"quantity": self.quantity, "subject": self.subject, "a": self.a, "b": self.b,
