@@ -46,15 +46,19 @@ def artefacts(tmp_path_factory):
     return {"base": base, "perturbed": perturbed, "onnx": onnx_path}
 
 
-@pytest.fixture
-def pairs(tmp_path):
-    """lr/ref/hr folders holding top-left crops of the small bundled pairs (HR still 4x the LR)."""
+def make_pairs(root: Path) -> Path:
+    """lr/ref/hr folders under ``root`` holding top-left crops of the small bundled pairs (HR still 4x the LR)."""
     for role, (height, width) in CROP.items():
-        (tmp_path / role).mkdir()
+        (root / role).mkdir(parents=True)
         for name in SMALL:
             with Image.open(ASSETS / role / f"{name}.png") as image:
-                image.crop((0, 0, width, height)).save(tmp_path / role / f"{name}.png")
-    return tmp_path
+                image.crop((0, 0, width, height)).save(root / role / f"{name}.png")
+    return root
+
+
+@pytest.fixture
+def pairs(tmp_path):
+    return make_pairs(tmp_path)
 
 
 def folders(pairs: Path, hr: bool = True) -> list[str]:
@@ -228,10 +232,9 @@ def test_unwritable_output_is_refused_before_the_run_and_undoes_what_it_made(pai
     blocker.write_text("a file where the JSON folder should be")
     result = invoke(*folders(pairs, hr=False), "--backend", "torch", "--seed", "3", "--warmup", "0",
                     "--out-dir", str(tmp_path / "sr"), "--json", str(blocker / "report.json"))
-    assert result.exit_code == 2
+    assert_clean_failure(result, tmp_path, expect=f"--json {blocker / 'report.json'}: {blocker} is a file, "
+                                                  f"not a folder")
     assert "No --checkpoint" not in result.stdout  # refused before the model was even made
-    assert f"--json {blocker / 'report.json'}: {blocker} is a file, not a folder" in result.stderr
-    assert not (tmp_path / "sr").exists()
 
 
 def test_recorded_checkpoint_hash_is_in_the_graph_and_its_fp16_pass(artefacts, tmp_path):

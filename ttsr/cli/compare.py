@@ -19,8 +19,15 @@ shape (batch, LR size / Ref size).  Per image and for the mean: PSNR/SSIM of A, 
 and B - A, against the PyTorch reference (and HR when both have it).  Per shape:
 mean, median and p99 Host Latency, and B's change in % of A (p99 only where both
 reports have enough calls for it).  A limit marks a change beyond it FAIL and makes
-the exit status 1; without limits the table only shows the deltas.
+the exit status 1; without limits the table only shows the deltas.  A file that
+is not an infer report, or two reports with nothing in common, exit 2.
 """
+
+
+class BadReport(click.ClickException):
+    """A report that cannot be compared: exit 2, so that a script can tell it from a regression (1)."""
+
+    exit_code = 2
 
 
 @click.command("compare", epilog=COMPARE_EPILOG, context_settings={"max_content_width": 100})
@@ -39,7 +46,7 @@ def compare_command(report_a: Path, report_b: Path, max_latency_regression: floa
         result = compare(load_report(report_a), load_report(report_b),
                          max_latency_regression=max_latency_regression, max_psnr_drop=max_psnr_drop)
     except CompareError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise BadReport(str(exc)) from None
     click.echo(f"=== Compare: A = {report_a}, B = {report_b} ===")
     click.echo(result.table())
     for note in result.notes:

@@ -244,7 +244,7 @@ def _prepare_outputs(outputs: Outputs, out_dir: Path | None, json_path: Path | N
             outputs.folder(report_dir, "--report")
     except OutputError as exc:
         outputs.remove()
-        raise click.UsageError(str(exc)) from None
+        raise click.ClickException(str(exc)) from None
 
 
 def _check_p99_samples(limits: Limits | None, batches: list[Any], warmup: int, iterations: int) -> None:
