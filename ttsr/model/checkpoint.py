@@ -244,11 +244,16 @@ def load_state_dict_into(model: TTSR, state: Mapping[str, Any], *, source: str =
     model.load_state_dict(weights, strict=True)
 
 
-def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> TTSR:
-    """A TTSR in eval mode with the weights of the checkpoint at ``path``."""
+def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu", *,
+                    model: TTSR | None = None) -> TTSR:
+    """A TTSR in eval mode with the weights of the checkpoint at ``path``.
+
+    ``model``: the network to load into (default: the released x4 c64b16 configuration).
+    """
     path = Path(path)
     checkpoint = _read_file(path, map_location)
-    model = build_model()
+    if model is None:
+        model = build_model()
     load_state_dict_into(model, checkpoint, source=f"checkpoint {path}")
     if isinstance(map_location, (str, torch.device)):
         model.to(map_location)
