@@ -14,6 +14,7 @@ from ttsr.runtime.stats import LatencyReport
 WIDTH, HEIGHT = 920, 320
 MARGIN = (62, 34, 16, 44)  # left, top, right, bottom of each plot area
 WARMUP = (230, 120, 20)
+WARMUP_BAND = (253, 236, 216)
 TIMED = (31, 100, 180)
 AXIS = (90, 90, 90)
 GRID = (225, 225, 225)
@@ -70,15 +71,21 @@ def _timeline(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], report:
     axes = Axes(box, (-0.5, len(values) - 0.5), (0.0, y_ticks[-1]))
     axes.frame(draw, "Host Latency per call (ms)", "call (in run order)",
                [t for t in nice_ticks(0, max(len(values) - 1, 1)) if t <= len(values) - 1], y_ticks)
+    if any(warm):
+        # warm-up calls come first in a run: shade their stretch of the axis
+        x_end, _ = axes.point(max(i for i, is_warm in enumerate(warm) if is_warm) + 0.5, 0)
+        draw.rectangle([box[0] + 1, box[1] + 1, x_end, box[3] - 1], fill=WARMUP_BAND)
     for index, (value, is_warm) in enumerate(zip(values, warm)):
         x, y = axes.point(index, value)
         colour = WARMUP if is_warm else TIMED
         draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-    legend_x = box[2] - 190
-    draw.ellipse([legend_x, box[1] + 8, legend_x + 6, box[1] + 14], fill=WARMUP)
-    draw.text((legend_x + 10, box[1] + 4), f"warm-up ({sum(warm)})", fill=TEXT, font=font(11))
-    draw.ellipse([legend_x + 95, box[1] + 8, legend_x + 101, box[1] + 14], fill=TIMED)
-    draw.text((legend_x + 105, box[1] + 4), f"timed ({len(warm) - sum(warm)})", fill=TEXT, font=font(11))
+    legend = [(WARMUP, f"warm-up ({sum(warm)})"), (TIMED, f"timed ({len(warm) - sum(warm)})")]
+    x = box[2]
+    for colour, text in reversed(legend):  # right-aligned in the title row, clear of the data
+        x -= draw.textlength(text, font=font(11)) + 14
+        draw.ellipse([x, box[1] - 15, x + 6, box[1] - 9], fill=colour)
+        draw.text((x + 9, box[1] - 19), text, fill=TEXT, font=font(11))
+        x -= 10
 
 
 def _histogram(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], report: LatencyReport) -> None:
