@@ -7,7 +7,6 @@ from the internet and must never run code.  Every failure becomes one
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import pickle
@@ -93,15 +92,6 @@ _REFUSED_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global|but got <c
 
 class CheckpointError(ValueError):
     """A checkpoint file or state dict that cannot become a TTSR; the message is one line."""
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file (the released files end in its first 8 digits)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _numpy_safe_globals() -> list[Any]:
