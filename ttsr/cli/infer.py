@@ -169,7 +169,7 @@ def _open_backend(kind: str, given: dict[str, Any], *, model: Any, torch_device:
         from ttsr.pipeline import make_graph
 
         click.echo("No --onnx: exporting the reference model and rewriting its search-transfer "
-                   f"block for the {kind} backend ...")
+                   f"block for the {kind} backend ...", err=True)  # stdout may carry the JSON (--json -)
         options["onnx"] = make_graph(model, "rewritten", workdir)
     missing = [name for name in spec(kind).required if options.get(name) is None]
     if missing:
