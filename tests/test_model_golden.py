@@ -19,7 +19,7 @@ from ttsr.export.onnx_export import export_onnx
 from ttsr.model import TTSR, load_checkpoint, load_state_dict_into
 from ttsr.model.ttsr_net import TTSRNet, upsample
 from ttsr.plugin import native
-from ttsr.runtime.ort_backend import OrtBackend
+from ttsr.backends.ort import OrtBackend
 from ttsr.surgery import rewrite_search_transfer
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
