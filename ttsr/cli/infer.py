@@ -327,8 +327,8 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
     import torch
 
     from ttsr.backends import default_backend, failure_message
-    from ttsr.report import accuracy, gate, site
     from ttsr.report.machine import machine_details
+    from ttsr.report.run import RunReport, Settings
     from ttsr.runtime.batching import plan_batches
     from ttsr.runtime.timing import count_calls, run_batches
 
@@ -372,36 +372,20 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
                     bar.set_description("reference (torch)")
                 references = _reference_outputs(model, jobs, batches, outputs, kind, torch_device, bar.update)
 
-        results = _results(jobs, outputs, references)
+        settings = Settings(
+            backend=kind, model=model_note, checkpoint=str(checkpoint) if checkpoint else None,
+            seed=None if checkpoint else seed, engine=str(engine) if engine else None,
+            onnx=str(onnx_path) if onnx_path else None, batch=batch, warmup=warmup, iterations=iterations,
+            cuda_graph=cuda_graph, torch_device=torch_device, convention=metrics_convention,
+            crop_border=crop_border)
+        machine = machine_details(_used_gpu(runner, kind, torch_device),
+                                  {"torch": torch.get_num_threads(), "onnxruntime_intra_op": threads})
         try:
-            rows = [accuracy.score_image(result, metrics_convention, crop_border) for result in results]
+            run = RunReport.make(settings, _results(jobs, outputs, references), latency, limits, machine,
+                                 tool_version())
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-        means = accuracy.aggregate(rows)
-        checks = gate.checks(rows, latency, limits) if limits is not None else []
-        report: dict[str, Any] = {
-            "tool_version": tool_version(), "backend": kind, "model": model_note,
-            "checkpoint": str(checkpoint) if checkpoint else None,
-            "seed": None if checkpoint else seed, "engine": str(engine) if engine else None,
-            "onnx": str(onnx_path) if onnx_path else None, "batch": batch, "warmup": warmup,
-            "iterations": iterations, "cuda_graph": cuda_graph, "torch_device": torch_device,
-            "machine": machine_details(_used_gpu(runner, kind, torch_device),
-                                       {"torch": torch.get_num_threads(), "onnxruntime_intra_op": threads}),
-            "metrics": {"convention": metrics_convention, "crop_border": crop_border},
-            "latency": latency.to_dict(), "images": rows, "aggregate": means,
-            "gate": gate.gate_json(checks, limits) if limits is not None else None,
-        }
-        tables = {"latency": latency.table(), "accuracy": accuracy.accuracy_table(rows, means),
-                  "gate": gate.gate_table(checks)}
-        if out_dir is not None:
-            for result, row in zip(results, rows):
-                row["output"] = str(out_dir / f"{result.name}.png")
-                files.png(Path(row["output"]), result.image)
-        if report_dir is not None:
-            site.write_panels(files, report_dir, results, rows)
-            site.write_report_folder(files, report_dir, report, latency, tables)
-        if json_path is not None:
-            files.json(json_path, report)
+        run.write(files, out_dir, json_path, report_dir)
     except OSError as exc:
         files.remove()
         raise click.ClickException(f"cannot write outputs: {exc}") from None
@@ -409,24 +393,6 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
         files.remove()
         raise
 
-    say(f"\n=== Latency ({kind}, batch {batch}, {warmup} warm-up call(s) per shape, "
-        f"{iterations} timed pass(es)) ===")
-    say(tables["latency"])
-    say(f"\n=== Accuracy ({metrics_convention}, crop border {crop_border}; "
-        f"reference = PyTorch {'checkpoint' if checkpoint else f'seeded model {seed}'}) ===")
-    say(tables["accuracy"])
-    if out_dir is not None:
-        say(f"\nSR images: {out_dir}/")
-    if report_dir is not None:
-        say(f"Report: {report_dir / site.INDEX}")
-    if json_path is not None and not is_stdout(json_path):
-        say(f"JSON report: {json_path}")
-    if limits is not None:
-        failing = [c for c in checks if not c.passed]
-        verdict = "FAILED" if failing else "PASSED"
-        say(f"\n=== Gate ({limits.text()}; accuracy vs the PyTorch reference) ===")
-        say(tables["gate"])
-        say(f"[{verdict}] {len(checks) - len(failing)} of {len(checks)} check(s) pass"
-            + (f"; failing: {', '.join(report['gate']['failing'])}" if failing else "") + ".")
-        if failing:
-            click.get_current_context().exit(1)
+    say(run.text(out_dir, json_path, report_dir))
+    if run.failing:
+        click.get_current_context().exit(1)
