@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from test_cli_infer import REPO, folders, make_pairs
+from test_cli_infer import REPO, fake_trt, folders, make_pairs  # noqa: F401  (fake_trt is a fixture)
 from ttsr.cli import main
 
 
@@ -120,3 +120,17 @@ def test_json_to_stdout_with_shapes_counts_machine_and_a_progress_bar(pairs, tmp
     assert machine["time_utc"].endswith("+00:00")
     stats = report["images"][0]["error_stats"]["sr"]
     assert stats["abs"]["max"] == 0.0 and stats["share_of_pixels_over"]["0.5/255"] == 0.0  # torch vs itself
+
+
+def test_trt_latency_has_trtexecs_stage_names_and_the_engine_gpu(pairs, fake_trt):
+    """With the recording TensorRT/pycuda stand-ins: H2D, GPU compute and D2H rows from the CUDA events."""
+    args, _ = fake_trt
+    result = invoke(*folders(pairs, hr=False), *args, "--json", "-")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (shape,) = report["latency"]["shapes"]
+    for key in ("h2d_latency_ms", "gpu_compute_time_ms", "d2h_latency_ms"):
+        assert shape[key]["count"] == 2 and shape[key]["mean"] >= 0
+    for name in ("Host Latency", "H2D Latency", "GPU Compute Time", "D2H Latency", "qps"):
+        assert name in result.stderr
+    assert report["machine"]["gpu"] == {"name": "Fake GPU", "compute_capability": "8.6"}
