@@ -48,15 +48,19 @@ def artefacts(tmp_path_factory):
     return {"base": base, "perturbed": perturbed, "onnx": onnx_path}
 
 
-@pytest.fixture
-def pairs(tmp_path):
-    """lr/ref/hr folders holding top-left crops of the small bundled pairs (HR still 4x the LR)."""
+def make_pairs(root: Path) -> Path:
+    """lr/ref/hr folders under ``root`` holding top-left crops of the small bundled pairs (HR still 4x the LR)."""
     for role, (height, width) in CROP.items():
-        (tmp_path / role).mkdir()
+        (root / role).mkdir(parents=True)
         for name in SMALL:
             with Image.open(ASSETS / role / f"{name}.png") as image:
-                image.crop((0, 0, width, height)).save(tmp_path / role / f"{name}.png")
-    return tmp_path
+                image.crop((0, 0, width, height)).save(root / role / f"{name}.png")
+    return root
+
+
+@pytest.fixture
+def pairs(tmp_path):
+    return make_pairs(tmp_path)
 
 
 def folders(pairs: Path, hr: bool = True) -> list[str]:
@@ -79,15 +83,16 @@ def test_ort_run_writes_tables_json_images_and_passes_the_gate(artefacts, pairs,
                     "--checkpoint", str(artefacts["base"]), "--out-dir", str(out), "--json", str(report_path),
                     "--warmup", "0", "--check", "--min-psnr", "50", "--min-ssim", "0.999")
     assert result.exit_code == 0, result.output
-    assert "=== Latency (ort" in result.stdout and "per call" in result.stdout
-    assert "=== Accuracy (rgb" in result.stdout and "[PASSED] all 2 image(s)" in result.stdout
+    assert "=== Latency (ort" in result.stdout and "Host Latency" in result.stdout
+    assert "=== Accuracy (rgb" in result.stdout and "[PASSED] 4 of 4 check(s) pass" in result.stdout
     assert "warning" not in result.stderr  # the graph records this very checkpoint
 
     report = read_report(report_path)
     assert [row["name"] for row in report["images"]] == list(SMALL)
     assert report["latency"]["calls"] == 2 and report["latency"]["images"] == 2
-    assert report["latency"]["latency_ms"]["min"] > 0
-    assert report["gate"] == {"min_psnr": 50.0, "min_ssim": 0.999, "passed": True, "failing": []}
+    assert report["latency"]["all"]["host_latency_ms"]["min"] > 0
+    assert {key: report["gate"][key] for key in ("min_psnr", "min_ssim", "passed", "failing")} == {
+        "min_psnr": 50.0, "min_ssim": 0.999, "passed": True, "failing": []}
     for row in report["images"]:
         psnr = row["vs_reference"]["psnr"]
         assert psnr == "inf" or psnr >= 50
@@ -109,9 +114,11 @@ def test_gate_fails_against_a_perturbed_reference(artefacts, pairs, tmp_path):
                     "--threads", "1", "--checkpoint", str(artefacts["perturbed"]), "--json", str(report_path),
                     "--warmup", "0", "--check", "--min-psnr", "50")
     assert result.exit_code == 1, result.output
-    assert "[FAILED] 2 of 2 image(s) below the gate" in result.stdout
-    table = result.stdout.split("[FAILED]")[1]
-    assert "cat" in table and "coffee" in table and "PSNR < 50" in table
+    assert "[FAILED] 0 of 2 check(s) pass; failing: cat, coffee" in result.stdout
+    table = result.stdout.split("=== Gate")[1]
+    failing = [line.split() for line in table.splitlines() if line.endswith("FAIL")]
+    assert [(row[0], row[4], row[-3:-1]) for row in failing] == [("PSNR", "cat", [">=", "50"]),
+                                                                 ("PSNR", "coffee", [">=", "50"])]
     assert "records no checkpoint hash or seed" in result.stderr
     report = read_report(report_path)
     assert report["gate"]["passed"] is False and report["gate"]["failing"] == list(SMALL)
@@ -226,18 +233,17 @@ def test_sidecar_mismatch(pairs, tmp_path):
 
 def test_gate_needs_a_threshold(pairs, tmp_path):
     result = invoke(*folders(pairs), "--backend", "torch", "--check", *outputs(tmp_path))
-    assert result.exit_code == 2 and "--check needs --min-psnr" in result.stderr
+    assert result.exit_code == 2 and "--check needs --min-psnr DB, --min-ssim S, --max-p99-ms" in result.stderr
 
 
-def test_failed_write_removes_what_the_run_created(pairs, tmp_path):
+def test_unwritable_output_is_refused_before_the_run_and_undoes_what_it_made(pairs, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the JSON folder should be")
     result = invoke(*folders(pairs, hr=False), "--backend", "torch", "--seed", "3", "--warmup", "0",
                     "--out-dir", str(tmp_path / "sr"), "--json", str(blocker / "report.json"))
-    assert result.exit_code == 1
-    assert "No --checkpoint: using a seeded random TTSR (seed 3)" in result.stdout
-    assert "cannot write outputs" in result.stderr
-    assert not (tmp_path / "sr").exists()
+    assert_clean_failure(result, tmp_path, expect=f"--json {blocker / 'report.json'}: {blocker} is a file, "
+                                                  f"not a folder")
+    assert "No --checkpoint" not in result.stdout  # refused before the model was even made
 
 
 def test_recorded_checkpoint_hash_is_in_the_graph_and_its_fp16_pass(artefacts, tmp_path):
