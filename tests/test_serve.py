@@ -262,7 +262,9 @@ def test_bench_serve_reports_each_concurrency(server, tmp_path):
     assert [(level["concurrency"], level["requests"], level["errors"]) for level in levels] == [(1, 6, 0), (4, 6, 0)]
     for level in levels:
         latency = level["latency_ms"]
-        assert 0 < latency["median"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+        # 6 samples: too few for a p90 or p99 (the project's percentile rule), so none is made up.
+        assert latency["count"] == 6 and latency["p90"] is None and latency["p99"] is None
+        assert 0 < latency["min"] <= latency["median"] <= latency["max"]
         assert level["requests_per_s"] > 0
     assert "p99 ms" in result.output
 

@@ -50,14 +50,18 @@ def _strict(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> None:
-    """Write ``payload`` to ``path`` atomically as strict JSON (indent 2, final newline).
+def json_text(payload: Any) -> str:
+    """``payload`` as strict JSON (indent 2, final newline).
 
     JSON has no infinity or NaN: such floats (the PSNR of identical images is inf) are written
     as the strings ``"inf"``, ``"-inf"`` and ``"nan"``, which ``float()`` reads back.
     """
-    text = json.dumps(_strict(payload), indent=2, allow_nan=False) + "\n"
-    write_bytes_atomic(path, text.encode("utf-8"))
+    return json.dumps(_strict(payload), indent=2, allow_nan=False) + "\n"
+
+
+def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> None:
+    """Write ``payload`` to ``path`` atomically as :func:`json_text`."""
+    write_bytes_atomic(path, json_text(payload).encode("utf-8"))
 
 
 def make_folders(folder: str | os.PathLike[str]) -> list[Path]:

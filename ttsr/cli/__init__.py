@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ttsr.cli.build_engine import build_engine_command
+from ttsr.cli.compare import compare_command
 from ttsr.cli.evaluate import evaluate_command
 from ttsr.cli.export import export_command, fp16_estimate_command
 from ttsr.cli.infer import infer_command
@@ -26,6 +27,7 @@ def main() -> None:
       serve          TTSR on Triton Inference Server (HTTP/gRPC, dynamic batching, metrics)
       export-triton  a Triton model repository for a TensorRT engine (GPU fleet) or the ONNX graph (CPU)
       bench-serve    bounded load on a server: requests/s, p50/p90/p99 latency, errors
+      compare        two infer reports: PSNR/SSIM and latency deltas, a gate on regressions
     """
 
 
@@ -37,3 +39,4 @@ main.add_command(evaluate_command, "evaluate")
 main.add_command(serve_command, "serve")
 main.add_command(export_triton_command, "export-triton")
 main.add_command(bench_serve_command, "bench-serve")
+main.add_command(compare_command, "compare")

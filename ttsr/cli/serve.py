@@ -143,7 +143,7 @@ def _rewritten_graph(onnx: Path | None, checkpoint: Path | None, seed: int, work
 @click.command("serve", epilog=SERVE_EPILOG, context_settings={"max_content_width": 100})
 @click.option("--backend", type=click.Choice(["trt", "ort", "torch"]),
               help="trt (TensorRT engine, GPU), ort (CPU, rewritten graph) or torch (the reference). "
-                   "Default: trt when --engine is given and a GPU is present, else ort.")
+                   "Default: trt with --engine, ort otherwise.")
 @click.option("--engine", type=FILE,
               help="TensorRT engine from build_engine.py, with its .json sidecar (trt).")
 @click.option("--plugin", type=FILE,
@@ -182,13 +182,17 @@ def serve_command(backend: str | None, engine: Path | None, plugin: Path | None,
                   max_queue_delay_us: int, max_lr: Size | None, max_ref: Size | None, threads: int | None,
                   torch_device: str, log_level: str, ready_timeout: float) -> None:
     """Serve TTSR on Triton Inference Server (HTTP, gRPC, metrics) until SIGINT or SIGTERM."""
-    from ttsr.backends import default_backend, unavailable_reason
+    from ttsr.backends import BackendError, choose_backend, unavailable_reason
     from ttsr.serve.repository import Scheduling, write_python_model
     from ttsr.serve.server import ServeError, ServerOptions, TritonServer, find_triton, make_backend_dir
 
     if len({http_port, grpc_port, metrics_port}) < 3:
         raise click.UsageError("--http-port, --grpc-port and --metrics-port must differ")
-    kind = backend or default_backend(engine)
+    try:
+        given = [name for name, value in (("engine", engine), ("onnx", onnx_path)) if value is not None]
+        kind, _ = choose_backend(backend, given)
+    except BackendError as exc:
+        raise click.UsageError(str(exc)) from None
     _check_options(kind, engine, plugin, onnx_path,
                    {"--max-lr": max_lr, "--max-ref": max_ref, "--max-batch": max_batch})
     reason = unavailable_reason(kind)

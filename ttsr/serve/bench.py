@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ttsr.runtime.stats import Summary
+from ttsr.runtime.stats import PERCENTILE_RULE, Summary
 from ttsr.serve.spec import LR_INPUT, REF_INPUT, SR_OUTPUT
 
 PROTOCOLS = ("http", "grpc")
@@ -66,7 +66,7 @@ class LevelResult:
     def to_dict(self) -> dict[str, Any]:
         return {"concurrency": self.concurrency, "requests": self.requests, "errors": self.errors,
                 "seconds": self.seconds, "requests_per_s": self.requests_per_s,
-                "latency_ms": asdict(self.latency_ms) if self.latency_ms else None,
+                "latency_ms": self.latency_ms.to_dict() if self.latency_ms else None,
                 "first_error": self.first_error}
 
 
@@ -116,11 +116,17 @@ def run_level(url: str, protocol: str, model: str, lr: np.ndarray, ref: np.ndarr
                        Summary.of(latencies) if latencies else None, errors[0] if errors else None)
 
 
+def _cell(summary: Summary | None, statistic: str) -> str:
+    value = summary.value(statistic) if summary is not None else None
+    return f"{value:>10.1f}" if value is not None else f"{'-':>10}"
+
+
 def table(results: list[LevelResult]) -> str:
+    """One row per concurrency; a percentile is ``-`` where the level had too few successful requests
+    for it (:data:`ttsr.runtime.stats.PERCENTILE_RULE`)."""
     header = f"{'concurrency':>11}{'requests':>10}{'errors':>8}{'req/s':>9}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}"
     lines = [header, "-" * len(header)]
     for r in results:
-        s = r.latency_ms
-        cells = f"{s.median:>10.1f}{s.p90:>10.1f}{s.p99:>10.1f}" if s else f"{'-':>10}" * 3
+        cells = "".join(_cell(r.latency_ms, statistic) for statistic in ("median", "p90", "p99"))
         lines.append(f"{r.concurrency:>11}{r.requests:>10}{r.errors:>8}{r.requests_per_s:>9.2f}{cells}")
-    return "\n".join(lines)
+    return "\n".join(lines + [PERCENTILE_RULE])
