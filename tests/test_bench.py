@@ -348,11 +348,11 @@ def test_run_memcheck_runs_the_child_under_the_sanitizer(tmp_path):
     log = tmp_path / "args"
     sanitizer = _fake_sanitizer(tmp_path, f'echo "$@" > {log}; echo "cache=$PYTORCH_NO_CUDA_MEMORY_CACHING" >> {log}\n'
                                           f'printf "{SUMMARY_OK}"')
-    result = memcheck.run_memcheck(Path("lib.so"), timeout_s=30, python="py", sanitizer=sanitizer)
+    result = memcheck.run_memcheck(tmp_path / "lib.so", timeout_s=30, python="py", sanitizer=sanitizer)
     assert result.status == "passed" and result.calls == 30
     args, cache = log.read_text().splitlines()
     assert args == ("--tool memcheck --report-api-errors no --error-exitcode 3 --print-limit 20 "
-                    "py -m ttsr.bench.memcheck --library lib.so")
+                    f"py -m ttsr.bench.memcheck --library {tmp_path / 'lib.so'}")
     assert cache == "cache=1"
 
 

@@ -107,7 +107,7 @@ def run_memcheck(library: Path, timeout_s: float, python: str = sys.executable,
                PYTHONPATH=os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))))
     # A session of its own, so that a timeout ends the sanitizer and the Python it runs together
     # (a stray child would hold the GPU through the benchmarks).
-    with subprocess.Popen(sanitizer_command(sanitizer, str(python), library), cwd=REPO, env=env, text=True,
+    with subprocess.Popen(sanitizer_command(sanitizer, str(python), library.resolve()), cwd=REPO, env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True) as child:
         try:
             output, _ = child.communicate(timeout=timeout_s)

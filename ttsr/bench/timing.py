@@ -51,15 +51,16 @@ def cuda_time_ms(fn: Callable[[], object], repeats: int, budget_s: float) -> flo
 
 def graph_replay(fn: Callable[[], T]) -> tuple[Callable[[], None], T]:
     """``fn`` captured into a CUDA graph: its replay, and what the captured call returned (the
-    tensors each replay rewrites).  Warm-up runs on a side stream first, as torch.cuda.graphs
-    asks, so that lazy initialisation happens outside the capture."""
+    tensors each replay rewrites).  A warm-up call runs first on the stream that then captures
+    (torch.cuda.graphs asks for a side stream), so that lazy per-stream set-up (cuBLAS's) happens
+    outside the capture."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         fn()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, stream=side):
         output = fn()
     return graph.replay, output
 
