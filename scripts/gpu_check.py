@@ -159,6 +159,7 @@ def main(library: Path, sizes: list[int], model_sizes: list[int], profile_size: 
                 return result
 
             block_result = sections.run("Block benchmark (batch 1, Ref = LR)", run_block)
+            failures += block_result.failures()
             report["block"] = block_result.to_dict()
         if profile_size:
             def run_profile() -> kernel_profile.BlockProfile:

@@ -251,6 +251,14 @@ def test_block_benchmark_rows_columns_largest_sizes_and_notes():
                                                      "workspace_mib": 0.5, "note": None}
 
 
+def test_block_failures_are_the_kernels_failed_runs_not_oom():
+    cells = {"ref32": Measurement(note="OOM"), "ref16": Measurement(note="failed (reference broke)"),
+             "k32": Measurement(note="OOM"), "k16": Measurement(note="failed (ttsr_st_enqueue: a cuBLAS call failed)")}
+    result = block.BlockBenchmark(rows={384: cells, 40: {k: Measurement(1.0) for k in cells}})
+    assert result.failures() == [
+        "block benchmark LR = Ref 384 kernels FP16: failed (ttsr_st_enqueue: a cuBLAS call failed)"]
+
+
 # ----------------------------------------------------------------------------- per-kernel breakdown
 
 def _kernel(name, dur, grid, cat="kernel"):

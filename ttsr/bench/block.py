@@ -138,6 +138,12 @@ class BlockBenchmark:
             table.append(row)
         return markdown_table(headers, table)
 
+    def failures(self) -> list[str]:
+        """Kernel runs that failed (out of memory is a note, not a failure)."""
+        return [f"block benchmark LR = Ref {side} {COLUMNS[key]}: {cells[key].note}"
+                for side, cells in sorted(self.rows.items()) for key in ("k32", "k16")
+                if cells[key].note.startswith("failed")]
+
     def to_dict(self) -> dict[str, object]:
         return {"rows": {str(side): {key: m.to_dict() for key, m in cells.items()}
                          for side, cells in sorted(self.rows.items())},

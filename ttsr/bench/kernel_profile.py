@@ -102,19 +102,19 @@ def breakdown_table(kernels: Sequence[KernelTime], calls: int, sm_count: int, to
 
 @dataclass
 class BlockProfile:
-    """The breakdowns of the kernels and of the PyTorch block at one size (None: out of memory)."""
+    """The breakdowns of the kernels and of the PyTorch block at one size (a string: why there is none)."""
 
     side: int
     half: bool
     calls: int
     sm_count: int
-    breakdowns: dict[str, list[KernelTime] | None]
+    breakdowns: dict[str, list[KernelTime] | str]
 
     def tables(self) -> str:
         parts = []
         for name, breakdown in self.breakdowns.items():
-            if breakdown is None:
-                parts.append(f"{name}: out of memory at {self.side}x{self.side}")
+            if isinstance(breakdown, str):
+                parts.append(f"{name}: no breakdown ({breakdown})")
             else:
                 parts.append(f"{name}:\n\n{breakdown_table(breakdown, self.calls, self.sm_count)}")
         return "\n\n".join(parts)
@@ -122,7 +122,7 @@ class BlockProfile:
     def to_dict(self) -> dict[str, object]:
         return {"lr": self.side, "ref": self.side, "precision": "FP16" if self.half else "FP32",
                 "calls": self.calls, "sm_count": self.sm_count,
-                "kernels": {name: None if b is None else [k.to_dict() for k in b]
+                "kernels": {name: b if isinstance(b, str) else [k.to_dict() for k in b]
                             for name, b in self.breakdowns.items()}}
 
 
@@ -133,6 +133,7 @@ def profile_block(kernels: TorchKernels, side: int, half: bool, seed: int, ref_c
 
     from ttsr.bench.features import Case, make_inputs
     from ttsr.bench.timing import release
+    from ttsr.errors import first_line
     from ttsr.model.search_transfer import SearchTransfer
 
     inputs = make_inputs(Case.square(side), seed)
@@ -144,11 +145,13 @@ def profile_block(kernels: TorchKernels, side: int, half: bool, seed: int, ref_c
         with torch.no_grad():
             return reference(*inputs)
 
-    breakdowns: dict[str, list[KernelTime] | None] = {}
-    for name, fn in (("kernels", kernels.prepare(inputs, ref_chunk)), ("PyTorch block", run_reference)):
+    breakdowns: dict[str, list[KernelTime] | str] = {}
+    for name, fn in (("kernels", lambda: kernels.prepare(inputs, ref_chunk)()), ("PyTorch block", run_reference)):
         try:
             breakdowns[name] = profile_kernels(fn, calls)
         except torch.cuda.OutOfMemoryError:
-            breakdowns[name] = None
+            breakdowns[name] = f"out of memory at {side}x{side}"
+        except RuntimeError as exc:  # a profiler without CUPTI, a kernel error: the other sections still run
+            breakdowns[name] = first_line(exc)
         release()
     return BlockProfile(side, half, calls, sm_count, breakdowns)
