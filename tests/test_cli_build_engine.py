@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from test_engine_build_flow import fake_tensorrt, write_graph_and_plugin
+from ttsr.backends.gpu import GpuInfo
+from ttsr.backends.trt import checks as trt_checks
+from ttsr.backends.trt.sidecar import read_sidecar
 from ttsr.cli import main
-from ttsr.engine import builder as builder_module
-from ttsr.engine.gpu import GpuInfo
-from ttsr.engine.sidecar import read_sidecar
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def fake_build(tmp_path, monkeypatch):
     def install(gpu: GpuInfo) -> dict:
         calls: dict = {}
         monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(calls))
-        monkeypatch.setattr(builder_module, "detect_gpu", lambda: gpu)
+        monkeypatch.setattr(trt_checks, "detect_gpu", lambda: gpu)
         return calls
 
     graph, plugin = write_graph_and_plugin(tmp_path)

@@ -14,14 +14,15 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from ttsr.atomic import file_sha256
+from ttsr.backends.gpu import GpuInfo
+from ttsr.backends.profiles import Profile
+from ttsr.backends.trt.runner import EngineError
+from ttsr.backends.trt.sidecar import EngineSidecar, PluginInfo, write_sidecar
 from ttsr.cli import main
-from ttsr.engine.graphs import ensure_precision, export_rewritten
-from ttsr.engine.onnx_info import inspect_onnx
-from ttsr.engine.gpu import GpuInfo
-from ttsr.engine.profiles import Profile
-from ttsr.engine.sidecar import EngineSidecar, PluginInfo, write_sidecar
-from ttsr.model import build_model, file_sha256, save_mmediting_checkpoint
-from ttsr.runtime.trt_backend import EngineError
+from ttsr.model import build_model, save_mmediting_checkpoint
+from ttsr.onnx_io import inspect_onnx
+from ttsr.pipeline import make_graph
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets" / "pairs"
@@ -42,7 +43,7 @@ def artefacts(tmp_path_factory):
     with torch.no_grad():
         dict(perturbed_model.named_parameters())[PERTURBED_WEIGHT].mul_(2.0)
     perturbed = save_mmediting_checkpoint(perturbed_model, root / "perturbed.pth")
-    onnx_path = export_rewritten(model, root, checkpoint_sha256=file_sha256(base))
+    onnx_path = make_graph(model, "rewritten", root, checkpoint_sha256=file_sha256(base))
     return {"base": base, "perturbed": perturbed, "onnx": onnx_path}
 
 
@@ -233,7 +234,7 @@ def test_failed_write_removes_what_the_run_created(pairs, tmp_path):
 
 def test_recorded_checkpoint_hash_is_in_the_graph_and_its_fp16_pass(artefacts, tmp_path):
     assert inspect_onnx(artefacts["onnx"]).checkpoint_sha256 == file_sha256(artefacts["base"])
-    fp16 = inspect_onnx(ensure_precision(artefacts["onnx"], "fp16", tmp_path))
+    fp16 = inspect_onnx(make_graph(artefacts["onnx"], "fp16", tmp_path))
     assert fp16.precision == "fp16" and fp16.checkpoint_sha256 == file_sha256(artefacts["base"])
 
 
@@ -251,7 +252,7 @@ def fake_trt(pairs, tmp_path, monkeypatch):
     """The recording TensorRT/pycuda stand-ins of test_runtime_trt_backend, with an engine whose
     profile fits the pairs (its "network" upsamples lq 4x)."""
     from test_runtime_trt_backend import VERSION, fake_modules
-    from ttsr.runtime import trt_backend
+    from ttsr.backends.trt import runner as trt_backend
 
     log: dict = {}
     for name, module in fake_modules(log).items():

@@ -8,11 +8,11 @@ import pytest
 from onnx import TensorProto, helper
 
 from ttsr import contract
+from ttsr.backends.profiles import Profile, ProfileError
+from ttsr.backends.trt.builder import BuildError, BuildOptions, check_options, plugin_memory, require_tensorrt
 from ttsr.contract import Shapes
-from ttsr.engine.builder import BuildError, BuildOptions, check_options, plugin_memory, require_tensorrt
+from ttsr.onnx_io import OnnxInfoError, inspect_onnx, record_checkpoint
 from ttsr.plugin.native import chunk_size, workspace_size
-from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx, record_checkpoint
-from ttsr.engine.profiles import Profile, ProfileError
 
 INPUTS = ("lq", "lq_up", "ref", "ref_downup")
 

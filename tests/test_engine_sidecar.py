@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from ttsr.engine.profiles import Profile
-from ttsr.engine.sidecar import (EngineSidecar, PluginInfo, PluginMemory, SidecarError, check_engine_hash,
+from ttsr.backends.profiles import Profile
+from ttsr.backends.trt.sidecar import (EngineSidecar, PluginInfo, PluginMemory, SidecarError, check_engine_hash,
                                  check_sidecar, read_sidecar, sidecar_path, write_sidecar)
 
 

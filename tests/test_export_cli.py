@@ -8,10 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from _onnx_models import onnx_models, random_inputs, torch_output
+from ttsr.atomic import file_sha256
+from ttsr.backends.ort import OrtBackend
 from ttsr.cli.export import export_command
-from ttsr.engine.onnx_info import inspect_onnx
-from ttsr.model import file_sha256, load_checkpoint
-from ttsr.runtime.ort_backend import OrtBackend
+from ttsr.model import load_checkpoint
+from ttsr.onnx_io import inspect_onnx
 
 
 @pytest.fixture(scope="session")
@@ -19,12 +20,26 @@ def models(tmp_path_factory):
     return onnx_models(tmp_path_factory)
 
 
-def test_export_from_a_checkpoint_writes_all_three_graphs(models):
-    """The shared fixture ran ``ttsr export OUT --checkpoint CKPT --fp16 --keep-intermediates``."""
-    out = models.plain.parent
-    assert {"ttsr.onnx", "ttsr.fp32.onnx", "ttsr.plain.onnx"} <= {p.name for p in out.iterdir()}
-    assert "rewrote 'search_transfer'" in models.export_output
-    assert f"Wrote {out / 'ttsr.onnx'}" in models.export_output
+def test_export_from_a_checkpoint_writes_all_three_graphs(models, tmp_path, monkeypatch):
+    """``ttsr export OUT --checkpoint CKPT --fp16 --keep-intermediates``; the exporter itself is stood in for
+    by the shared fixture's export of the same checkpoint (without its recorded hash), to spare a second
+    10-20 s export: the rewrite, the FP16 pass and the recording run for real."""
+    from ttsr import export
+
+    def exported(model, path, **kwargs):
+        graph = onnx.load(models.plain)
+        del graph.metadata_props[:]
+        onnx.save(graph, path)
+        return path
+
+    monkeypatch.setattr(export, "export_onnx", exported)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(export_command, [
+        str(out / "ttsr.onnx"), "--checkpoint", str(models.checkpoint), "--fp16", "--keep-intermediates"])
+    assert result.exit_code == 0, result.output
+    assert {"ttsr.onnx", "ttsr.fp32.onnx", "ttsr.plain.onnx"} == {p.name for p in out.iterdir()}
+    assert "rewrote 'search_transfer'" in result.output
+    assert f"Wrote {out / 'ttsr.onnx'}" in result.output
     infos = {name: inspect_onnx(out / name) for name in ("ttsr.plain.onnx", "ttsr.fp32.onnx", "ttsr.onnx")}
     assert [(i.rewritten, i.precision) for i in infos.values()] == [
         (False, "fp32"), (True, "fp32"), (True, "fp16")]
@@ -33,6 +48,13 @@ def test_export_from_a_checkpoint_writes_all_three_graphs(models):
     expected = torch_output(load_checkpoint(models.checkpoint), inputs)
     assert np.abs(OrtBackend(out / "ttsr.fp32.onnx").run(inputs) - expected).max() <= 1e-5
     assert onnx.load(out / "ttsr.onnx").graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def test_the_library_chain_records_the_checkpoint_in_every_graph(models):
+    """The shared fixture's graphs come from :func:`ttsr.pipeline.make_graph` with the checkpoint hash."""
+    infos = [inspect_onnx(path) for path in (models.plain, models.rewritten, models.fp16)]
+    assert [(i.rewritten, i.precision) for i in infos] == [(False, "fp32"), (True, "fp32"), (True, "fp16")]
+    assert {i.checkpoint_sha256 for i in infos} == {file_sha256(models.checkpoint)}
 
 
 @pytest.mark.parametrize("args, fragment", [

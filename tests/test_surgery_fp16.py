@@ -14,9 +14,9 @@ from onnx import TensorProto
 
 from _onnx_models import onnx_models, random_inputs, torch_output
 from ttsr import contract
+from ttsr.backends.ort.runner import OrtBackend
 from ttsr.cli.export import fp16_estimate_command
 from ttsr.model import INPUT_NAMES, OUTPUT_NAME
-from ttsr.runtime.ort_backend import OrtBackend
 from ttsr.surgery import FP16Error, convert_fp16
 
 FP16, FP32 = TensorProto.FLOAT16, TensorProto.FLOAT

@@ -1,11 +1,12 @@
-"""Atomic file output: write to a temporary name in the same folder, then rename over the target.
-
-A reader never sees a half-written file, and a failed write leaves the target as it was.
+"""File helpers: atomic output (write to a temporary name in the same folder, then rename over the
+target, so a reader never sees a half-written file and a failed write leaves the target as it was),
+output folders, and file hashes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -65,3 +66,12 @@ def make_folders(folder: str | os.PathLike[str]) -> list[Path]:
     created = [path for path in (*reversed(folder.parents), folder) if not path.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     return created
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file (the released checkpoints end in its first 8 digits)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

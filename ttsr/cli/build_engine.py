@@ -7,14 +7,16 @@ from pathlib import Path
 
 import click
 
+from ttsr.atomic import file_sha256
+from ttsr.backends import known_errors
+from ttsr.backends.profiles import ProfileError, Size, make_profile
+from ttsr.backends.trt.builder import BuildOptions, build_engine
+from ttsr.backends.trt.checks import BuildError, check_hardware_compat, require_gpu, require_tensorrt
+from ttsr.backends.trt.plugin import require_plugin_file
+from ttsr.backends.trt.sidecar import HARDWARE_COMPAT_LEVELS, sidecar_path
 from ttsr.cli.common import load_model, size_option
-from ttsr.engine.builder import (BuildError, BuildOptions, build_engine, check_hardware_compat, require_gpu,
-                                 require_plugin_file, require_tensorrt)
-from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
-from ttsr.engine.profiles import ProfileError, Size, make_profile
-from ttsr.engine.sidecar import HARDWARE_COMPAT_LEVELS, sidecar_path
 from ttsr.errors import first_line
-from ttsr.model import file_sha256
+from ttsr.onnx_io import inspect_onnx
 
 EPILOG = """\b
 Examples:
@@ -51,21 +53,19 @@ def _default_plugin() -> Path:
 def _graph(checkpoint: Path | None, onnx_path: Path | None, seed: int | None, precision: str,
            weak_fp16: bool, workdir: Path) -> tuple[Path, str | None]:
     """The rewritten graph to build from, in the precision the build needs, and the checkpoint's hash."""
-    from ttsr.engine.graphs import ensure_precision, ensure_rewritten, export_rewritten
+    from ttsr.pipeline import GRAPH_ERRORS, make_graph
 
-    graph_precision = "fp32" if weak_fp16 else precision
+    target = "rewritten" if weak_fp16 or precision == "fp32" else "fp16"
     try:
         if onnx_path is not None:
             recorded = inspect_onnx(onnx_path).checkpoint_sha256
-            rewritten = ensure_rewritten(onnx_path, workdir)
-            return ensure_precision(rewritten, graph_precision, workdir), recorded
+            return make_graph(onnx_path, target, workdir), recorded
         model, note = load_model(checkpoint, seed or 0)
         click.echo(note)
         digest = file_sha256(checkpoint) if checkpoint is not None else None
         click.echo("Exporting to ONNX and rewriting the search-transfer block ...")
-        rewritten = export_rewritten(model, workdir, digest)
-        return ensure_precision(rewritten, graph_precision, workdir), digest
-    except (ValueError, RuntimeError) as exc:  # OnnxInfoError, RewriteError, FP16Error; ExportError
+        return make_graph(model, target, workdir, checkpoint_sha256=digest), digest
+    except GRAPH_ERRORS as exc:
         raise click.ClickException(first_line(exc)) from None
 
 
@@ -145,7 +145,7 @@ def build_engine_command(checkpoint: Path | None, onnx_path: Path | None, seed: 
         try:
             click.echo(f"Building a {precision} engine: {profile.describe()} ...")
             sidecar = build_engine(options)
-        except (BuildError, ProfileError, OnnxInfoError) as exc:
+        except known_errors("trt") as exc:
             for leftover in new_files:
                 leftover.unlink(missing_ok=True)
             raise click.ClickException(str(exc)) from None

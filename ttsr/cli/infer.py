@@ -14,15 +14,14 @@ from typing import TYPE_CHECKING, Any
 import click
 import numpy as np
 
-from ttsr.atomic import make_folders, write_json_atomic
+from ttsr import tool_version
+from ttsr.atomic import file_sha256, make_folders, write_json_atomic
+from ttsr.backends import names as backend_names
+from ttsr.backends.profiles import ProfileError, format_size
 from ttsr.cli.common import load_model
-from ttsr.engine.builder import tool_version
-from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
-from ttsr.engine.profiles import ProfileError, format_size
-from ttsr.errors import first_line
-from ttsr.model import file_sha256
 
 if TYPE_CHECKING:
+    from ttsr.backends import Backend
     from ttsr.data import ModelInputs, Pair
 
 EPILOG = """\b
@@ -141,68 +140,41 @@ def _check_source(recorded: str | None, checkpoint: Path | None, what: str) -> N
               f"{checkpoint} has {actual[:12]}: the comparison is against another model")
 
 
-def _open_backend(kind: str, *, engine: Path | None, onnx: Path | None, plugin: Path | None,
-                  model: Any, checkpoint: Path | None, cuda_graph: bool, threads: int | None,
-                  torch_device: str, workdir: Path, cleanup: ExitStack) -> Any:
-    """The backend to time; ``cleanup`` frees what it holds (the trt backend's GPU memory)."""
-    from ttsr.runtime.backends import OrtRunner, TorchBackend
+def _open_backend(kind: str, given: dict[str, Any], *, model: Any, torch_device: str, checkpoint: Path | None,
+                  workdir: Path) -> Backend:
+    """The backend to time, opened through the registry (close it, or enter it in an ExitStack).
 
-    if kind == "trt":
-        if engine is None:
-            raise click.UsageError("--backend trt needs --engine (build one with build_engine.py)")
-        from ttsr.runtime.trt_backend import EngineError, TrtBackend
+    ``given``: the backend options of the command line that were given (engine, onnx, threads, ...);
+    the model and the torch device go to the backends that take them.
+    """
+    from ttsr.backends import BackendError, open_backend, spec
 
-        try:
-            runner = cleanup.enter_context(TrtBackend(engine, plugin_library=plugin, cuda_graph=cuda_graph))
-        except EngineError as exc:
-            raise click.ClickException(str(exc)) from None
-        _check_source(runner.sidecar.checkpoint_sha256, checkpoint, f"engine {engine}")
-        return runner
-    if kind == "ort":
-        if onnx is None:
-            from ttsr.engine.graphs import export_rewritten
+    takes = spec(kind).options
+    options = {name: value for name, value in given.items() if name in takes}
+    options.update((name, value) for name, value in (("model", model), ("device", torch_device)) if name in takes)
+    if "onnx" in takes and options.get("onnx") is None:
+        from ttsr.pipeline import make_graph
 
-            click.echo("No --onnx: exporting the reference model and rewriting its search-transfer "
-                       "block for the CPU backend ...")
-            onnx = export_rewritten(model, workdir)
-        try:
-            _check_source(inspect_onnx(onnx).checkpoint_sha256, checkpoint, f"ONNX graph {onnx}")
-        except OnnxInfoError as exc:
-            raise click.ClickException(str(exc)) from None
-        try:
-            return OrtRunner(onnx, threads=threads)
-        except Exception as exc:  # OrtBackendError, NativeLibraryError, and ONNX Runtime's own (not RuntimeErrors)
-            raise click.ClickException(f"ONNX Runtime cannot run {onnx}: {first_line(exc)}") from None
-    return TorchBackend(model, device=torch_device)
-
-
-def _known_errors(kind: str) -> tuple[type[Exception], ...]:
-    """The exceptions of ``kind``'s backend whose one-line message already names the problem."""
-    if kind == "trt":
-        from ttsr.runtime.trt_backend import EngineError
-
-        return EngineError, ProfileError
-    if kind == "ort":
-        from ttsr.plugin.native import NativeLibraryError, NativeOpError
-        from ttsr.runtime.ort_backend import OrtBackendError
-
-        return OrtBackendError, NativeLibraryError, NativeOpError, ProfileError
-    return (ProfileError,)
-
-
-UNEXPECTED_HINT = {
-    "trt": ("rerun with --backend ort to tell the engine from the inputs, or report it with the "
-            "engine's .json sidecar"),
-    "ort": "rerun with --backend torch to tell the graph from the inputs, or report it",
-    "torch": "report it with the command line",
-}
+        click.echo("No --onnx: exporting the reference model and rewriting its search-transfer "
+                   f"block for the {kind} backend ...")
+        options["onnx"] = make_graph(model, "rewritten", workdir)
+    missing = [name for name in spec(kind).required if options.get(name) is None]
+    if missing:
+        raise click.UsageError(f"--backend {kind} needs --{missing[0].replace('_', '-')}")
+    try:
+        runner = open_backend(kind, **options)
+    except BackendError as exc:
+        raise click.ClickException(str(exc)) from None
+    if runner.artefact is not None:
+        _check_source(runner.checkpoint_sha256, checkpoint, runner.artefact)
+    return runner
 
 
 def _reference_outputs(model: Any, jobs: list[Job], batches: list[Any], backend_outputs: list[np.ndarray],
                        kind: str, device: str) -> list[np.ndarray]:
     if kind == "torch":
         return backend_outputs
-    from ttsr.runtime.backends import TorchBackend
+    from ttsr.backends.torch import TorchBackend
     from ttsr.runtime.timing import run_batches
 
     outputs, _ = run_batches(TorchBackend(model, device=device), [job.inputs for job in jobs], batches,
@@ -354,7 +326,7 @@ def _write_outputs(out_dir: Path | None, json_path: Path | None, jobs: list[Job]
               help="Folder of HR ground truth (4x the LR), same file names; adds scores vs HR.")
 @click.option("--pairs", "pair_list", type=click.Path(path_type=Path),
               help="Text file of 'lr ref [hr]' lines, instead of the folders.")
-@click.option("--backend", type=click.Choice(["trt", "ort", "torch"]),
+@click.option("--backend", type=click.Choice(backend_names()),
               help="trt (TensorRT engine), ort (CPU, rewritten graph) or torch (the reference). "
                    "Default: trt when --engine is given and a GPU is present, else ort.")
 @click.option("--engine", type=click.Path(path_type=Path), help="TensorRT engine from build_engine.py (trt).")
@@ -399,7 +371,7 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
                   metrics_convention: str, crop_border: int, check: bool, min_psnr: float | None,
                   min_ssim: float | None) -> None:
     """Super-resolve LR/Ref pairs, report latency and PSNR/SSIM against the PyTorch reference (and HR)."""
-    from ttsr.runtime.backends import backend_profiles, default_backend
+    from ttsr.backends import default_backend, failure_message
     from ttsr.runtime.batching import plan_batches
     from ttsr.runtime.timing import run_batches
 
@@ -419,12 +391,14 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
                f"{iterations} timed pass(es).")
 
     with tempfile.TemporaryDirectory(prefix="ttsr-infer-") as workdir, ExitStack() as cleanup:
-        runner = _open_backend(kind, engine=engine, onnx=onnx_path, plugin=plugin, model=model,
-                               checkpoint=checkpoint, cuda_graph=cuda_graph, threads=threads,
-                               torch_device=torch_device, workdir=Path(workdir), cleanup=cleanup)
+        given = {"engine": engine, "plugin": plugin, "cuda_graph": cuda_graph or None, "onnx": onnx_path,
+                 "threads": threads}
+        runner = cleanup.enter_context(_open_backend(
+            kind, {name: value for name, value in given.items() if value is not None}, model=model,
+            torch_device=torch_device, checkpoint=checkpoint, workdir=Path(workdir)))
         sizes = [(job.inputs.lr_size, job.inputs.ref_size) for job in jobs]
         try:
-            batches = plan_batches(sizes, batch, backend_profiles(runner), pad_to_full=(kind == "trt"))
+            batches = plan_batches(sizes, batch, runner.profiles, pad_to_full=(kind == "trt"))
         except ProfileError as exc:
             raise click.ClickException(str(exc)) from None
         from tqdm import tqdm
@@ -434,11 +408,8 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
             try:
                 outputs, latency = run_batches(runner, [job.inputs for job in jobs], batches, warmup,
                                                iterations, progress=bar.update)
-            except _known_errors(kind) as exc:
-                raise click.ClickException(f"{kind} backend failed: {first_line(exc)}") from None
-            except Exception as exc:  # TensorRT's, pycuda's, ONNX Runtime's or torch's own
-                raise click.ClickException(f"{kind} backend failed with {type(exc).__name__}: "
-                                           f"{first_line(exc)}; {UNEXPECTED_HINT[kind]}") from None
+            except Exception as exc:  # the backend's known errors, and TensorRT's, pycuda's, ORT's or torch's own
+                raise click.ClickException(failure_message(kind, exc)) from None
         references = _reference_outputs(model, jobs, batches, outputs, kind, torch_device)
 
     rows, images = _score(jobs, outputs, references, metrics_convention, crop_border)

@@ -19,9 +19,9 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from ttsr.atomic import atomic_output
 from ttsr.errors import first_line
 from ttsr.model.ttsr import INPUT_NAMES, OUTPUT_NAME
+from ttsr.onnx_io import save_checked_model
 
 MIN_OPSET = 18
 # Example sizes: batch 2 and no side equal to 1, so that the exporter keeps
@@ -126,10 +126,3 @@ def _quiet_exporter_log() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
-
-
-def save_checked_model(proto: onnx.ModelProto, path: str | os.PathLike) -> None:
-    """Write ``proto`` to ``path`` atomically, after ``onnx.checker`` accepts the written file."""
-    with atomic_output(path) as temp:
-        onnx.save(proto, temp)
-        onnx.checker.check_model(temp, full_check=True)

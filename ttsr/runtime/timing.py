@@ -7,8 +7,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ttsr.backends.base import Backend
 from ttsr.data.prepare import ModelInputs
-from ttsr.runtime.backends import Backend
 from ttsr.runtime.batching import Batch
 from ttsr.runtime.stats import LatencyRecorder, LatencyReport
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ttsr.atomic import write_bytes_atomic
-from ttsr.engine.profiles import Profile, ProfileError
+from ttsr.backends.profiles import Profile, ProfileError
 
 FORMAT_VERSION = 2  # 2: engine_sha256 and plugin_memory
 SIDECAR_SUFFIX = ".json"

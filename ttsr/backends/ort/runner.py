@@ -29,9 +29,10 @@ from onnx import TensorProto, numpy_helper
 from onnxruntime_extensions import PyCustomOpDef, get_library_path, onnx_op
 
 from ttsr import contract
+from ttsr.backends.base import Backend
 from ttsr.model.ttsr import INPUT_NAMES, OUTPUT_NAME
+from ttsr.onnx_io import elem_types, load_onnx
 from ttsr.plugin.native import search_transfer_cpu
-from ttsr.surgery.graph_io import elem_types, load_onnx
 
 if TYPE_CHECKING:
     from ttsr.data.prepare import ModelInputs
@@ -160,8 +161,10 @@ def _session_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
     return copy, bool(plugins)
 
 
-class OrtBackend:
+class OrtBackend(Backend):
     """Runs an exported TTSR graph (plain or rewritten, FP32 or FP16) on the CPU."""
+
+    name = "ort"
 
     def __init__(self, onnx_path: str | os.PathLike, threads: int | None = None) -> None:
         path = Path(onnx_path)
@@ -177,6 +180,7 @@ class OrtBackend:
         if has_plugin:
             options.register_custom_ops_library(get_library_path())
         self.has_plugin = has_plugin
+        self.last_stages: dict[str, float] = {}
         self.session = ort.InferenceSession(model.SerializeToString(), options,
                                             providers=["CPUExecutionProvider"])
         names = [i.name for i in self.session.get_inputs()]

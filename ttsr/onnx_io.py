@@ -1,15 +1,17 @@
-"""What the engine builder and the CLIs need to know about an ONNX file, read without TensorRT."""
+"""ONNX files in and out: loading with one-line errors, checked atomic saving, what a graph is
+(inputs, precision, rewritten or not) and the source checkpoint recorded in its metadata."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import onnx
 
 from ttsr import contract
-from ttsr.atomic import write_bytes_atomic
-from ttsr.surgery.graph_io import load_onnx
+from ttsr.atomic import atomic_output, write_bytes_atomic
+from ttsr.errors import first_line
 
 # metadata_props key under which the CLIs record the checkpoint a graph was exported from
 CHECKPOINT_KEY = "ttsr.source_checkpoint_sha256"
@@ -17,6 +19,32 @@ CHECKPOINT_KEY = "ttsr.source_checkpoint_sha256"
 
 class OnnxInfoError(ValueError):
     """An ONNX file that cannot be read; the message is one line."""
+
+
+def load_onnx(path: str | os.PathLike[str], error: type[Exception], fix: str) -> onnx.ModelProto:
+    """The model in ``path``; a missing or unreadable file raises ``error`` with one line ending in ``fix``."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: no such ONNX file; {fix}")
+    try:
+        return onnx.load(path)
+    except Exception as exc:  # protobuf raises DecodeError, onnx raises its own
+        raise error(f"{path}: not a readable ONNX model ({first_line(exc)}); {fix}") from None
+
+
+def save_checked_model(proto: onnx.ModelProto, path: str | os.PathLike[str]) -> None:
+    """Write ``proto`` to ``path`` atomically, after ``onnx.checker`` accepts the written file."""
+    with atomic_output(path) as temp:
+        onnx.save(proto, temp)
+        onnx.checker.check_model(temp, full_check=True)
+
+
+def elem_types(model: onnx.ModelProto) -> dict[str, int]:
+    """ONNX element type of every typed tensor (inputs, outputs, inferred values, initializers) by name."""
+    graph = onnx.shape_inference.infer_shapes(model).graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
+    types.update((t.name, t.data_type) for t in model.graph.initializer)
+    return types
 
 
 @dataclass(frozen=True)
