@@ -22,9 +22,12 @@ def _array(address: int, shape: tuple[int, ...], dtype: type) -> np.ndarray:
 
 
 class TwinOp:
-    def __init__(self) -> None:
+    """``transform`` (optional) changes the input arrays the twin reads, to make wrong kernels."""
+
+    def __init__(self, transform=None) -> None:
         self.calls: list[tuple[object, type, int, int]] = []  # shapes, dtype, ref_chunk, stream
         self.closed = False
+        self.transform = transform
 
     def chunk_size(self, shapes, dtype=np.float32, ref_chunk=0):
         return native.chunk_size(shapes, dtype, ref_chunk)
@@ -36,6 +39,8 @@ class TwinOp:
         assert workspace != 0
         self.calls.append((shapes, dtype, ref_chunk, stream))
         arrays = [_array(a, s, dtype) for a, s in zip(inputs, shapes.expected_inputs())]
+        if self.transform is not None:
+            arrays = self.transform(arrays)
         results = native.search_transfer_cpu(*arrays, ref_chunk=ref_chunk)
         for address, result in zip(outputs, results):
             np.copyto(_array(address, result.shape, dtype), result)

@@ -33,6 +33,9 @@ Examples:
   # GPU: a TensorRT engine, batches of 4, CUDA graph replay, 20 timed passes
   python infer.py --pairs pairs.txt --engine ttsr.engine --checkpoint ttsr-rec.pth \\
       --batch 4 --warmup 5 --iterations 20 --cuda-graph
+  # GPU without TensorRT: PyTorch with the search-transfer on the plugin's CUDA kernels, gated
+  python infer.py --lr-dir lr --ref-dir ref --checkpoint ttsr-rec.pth --backend torch \\
+      --torch-device cuda --search-transfer kernels --check --min-psnr 40
   # CI gate: exit 1 if any output is below 40 dB / 0.99 SSIM against PyTorch
   python infer.py --lr-dir lr --ref-dir ref --engine ttsr.engine --checkpoint ttsr-rec.pth \\
       --check --min-psnr 40 --min-ssim 0.99
@@ -43,7 +46,9 @@ file of 'lr ref [hr]' lines.  The Ref is cropped to multiples of 4.  The
 reference is the PyTorch model of --checkpoint; without one, a seeded random
 model (--seed) stands in, which is only good for testing the pipeline.
 Backends: trt (TensorRT engine, GPU), ort (ONNX Runtime on the CPU, the
-rewritten graph with the plugin's CPU twin), torch (the reference itself).
+rewritten graph with the plugin's CPU twin), torch (the reference itself, or
+with --search-transfer kernels its search-transfer on the plugin's CUDA kernels:
+libttsr_st_cuda.so from build/ or $TTSR_PLUGIN_DIR).
 Without --onnx, the ort backend exports and rewrites the reference model first.
 
 \b
@@ -171,8 +176,8 @@ def _open_backend(kind: str, given: dict[str, Any], *, model: Any, torch_device:
 
 
 def _reference_outputs(model: Any, jobs: list[Job], batches: list[Any], backend_outputs: list[np.ndarray],
-                       kind: str, device: str) -> list[np.ndarray]:
-    if kind == "torch":
+                       kind: str, device: str, search_transfer: str | None) -> list[np.ndarray]:
+    if kind == "torch" and search_transfer != "kernels":  # the backend ran the reference itself
         return backend_outputs
     from ttsr.backends.torch import TorchBackend
     from ttsr.runtime.timing import run_batches
@@ -350,6 +355,10 @@ def _write_outputs(out_dir: Path | None, json_path: Path | None, jobs: list[Job]
 @click.option("--threads", type=click.IntRange(min=1), help="ort: intra-op threads (default: ONNX Runtime's).")
 @click.option("--torch-device", default="cpu", show_default=True,
               help="Device of the PyTorch model (the reference, and the torch backend): cpu, cuda, cuda:1 ...")
+@click.option("--search-transfer", type=click.Choice(["torch", "kernels"]),
+              help="torch backend: run the search-transfer block in PyTorch (default) or on the plugin's CUDA "
+                   "kernels (kernels, with --torch-device cuda: the whole model on the GPU without TensorRT); "
+                   "the reference stays the PyTorch model.")
 @click.option("--out-dir", type=click.Path(path_type=Path), help="Write the SR images here as <name>.png.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the full report as JSON here.")
 @click.option("--metrics-convention", type=click.Choice(["rgb", "y", "mmediting-0.x"]), default="rgb",
@@ -366,8 +375,8 @@ def _write_outputs(out_dir: Path | None, json_path: Path | None, jobs: list[Job]
 def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None, pair_list: Path | None,
                   backend: str | None, engine: Path | None, onnx_path: Path | None, plugin: Path | None,
                   checkpoint: Path | None, seed: int, batch: int, warmup: int, iterations: int,
-                  cuda_graph: bool, threads: int | None, torch_device: str, out_dir: Path | None,
-                  json_path: Path | None,
+                  cuda_graph: bool, threads: int | None, torch_device: str, search_transfer: str | None,
+                  out_dir: Path | None, json_path: Path | None,
                   metrics_convention: str, crop_border: int, check: bool, min_psnr: float | None,
                   min_ssim: float | None) -> None:
     """Super-resolve LR/Ref pairs, report latency and PSNR/SSIM against the PyTorch reference (and HR)."""
@@ -381,18 +390,21 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
         raise click.UsageError("--min-psnr/--min-ssim only apply with --check")
     if cuda_graph and backend not in (None, "trt"):
         raise click.UsageError("--cuda-graph applies to the trt backend only")
+    if search_transfer is not None and backend != "torch":
+        raise click.UsageError("--search-transfer applies to the torch backend only: add --backend torch")
     _check_device(torch_device)
     pairs = _collect_pairs(lr_dir, ref_dir, hr_dir, pair_list)
     jobs = _prepare(pairs)
     model, model_note = load_model(checkpoint, seed)
     kind = backend or default_backend(engine)
     click.echo(model_note)
-    click.echo(f"Backend: {kind}; {len(jobs)} pair(s); batch {batch}; warm-up {warmup}; "
+    where = " (search-transfer on the plugin's CUDA kernels)" if search_transfer == "kernels" else ""
+    click.echo(f"Backend: {kind}{where}; {len(jobs)} pair(s); batch {batch}; warm-up {warmup}; "
                f"{iterations} timed pass(es).")
 
     with tempfile.TemporaryDirectory(prefix="ttsr-infer-") as workdir, ExitStack() as cleanup:
         given = {"engine": engine, "plugin": plugin, "cuda_graph": cuda_graph or None, "onnx": onnx_path,
-                 "threads": threads}
+                 "threads": threads, "search_transfer": search_transfer}
         runner = cleanup.enter_context(_open_backend(
             kind, {name: value for name, value in given.items() if value is not None}, model=model,
             torch_device=torch_device, checkpoint=checkpoint, workdir=Path(workdir)))
@@ -410,7 +422,7 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
                                                iterations, progress=bar.update)
             except Exception as exc:  # the backend's known errors, and TensorRT's, pycuda's, ORT's or torch's own
                 raise click.ClickException(failure_message(kind, exc)) from None
-        references = _reference_outputs(model, jobs, batches, outputs, kind, torch_device)
+        references = _reference_outputs(model, jobs, batches, outputs, kind, torch_device, search_transfer)
 
     rows, images = _score(jobs, outputs, references, metrics_convention, crop_border)
     aggregate = _aggregate(rows)
@@ -422,6 +434,7 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
         "seed": None if checkpoint else seed, "engine": str(engine) if engine else None,
         "onnx": str(onnx_path) if onnx_path else None, "batch": batch, "warmup": warmup,
         "iterations": iterations, "cuda_graph": cuda_graph, "torch_device": torch_device,
+        "search_transfer": search_transfer or ("torch" if kind == "torch" else None),
         "metrics": {"convention": metrics_convention, "crop_border": crop_border},
         "latency": latency.to_dict(), "images": rows, "aggregate": aggregate,
         "gate": ({"min_psnr": min_psnr, "min_ssim": min_ssim, "passed": not failing,

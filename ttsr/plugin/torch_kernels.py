@@ -11,6 +11,7 @@ whole-model GPU check).  The kernels' library is opened in one place, :func:`ope
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,13 +43,15 @@ class SearchTransferOp(Protocol):
     def close(self) -> None: ...
 
 
-def open_cuda_kernels(library: Path | None = None) -> SearchTransferOp:
+def open_cuda_kernels(library: Path | None = None, device: torch.device | None = None) -> SearchTransferOp:
     """The CUDA kernels of ``libttsr_st_cuda.so`` (default: ``ttsr.plugin.native.library_dir()``),
-    with their cuBLAS context created; NativeLibraryError / NativeOpError name the problem."""
+    with their cuBLAS context created on ``device`` (default: the current one);
+    NativeLibraryError / NativeOpError name the problem."""
     from ttsr.plugin.native import CudaSearchTransfer
 
     op = CudaSearchTransfer(library)
-    op.open()
+    with torch.cuda.device(device) if device is not None else contextlib.nullcontext():
+        op.open()
     return op
 
 
@@ -75,10 +78,16 @@ class KernelCall:
 
     def __call__(self) -> Outputs:
         device = self.inputs[0].device
-        stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+        if device.type != "cuda":  # the CPU twin in the tests: host addresses, no stream
+            self._enqueue(0)
+        else:
+            with torch.cuda.device(device):  # the kernels launch on the current device
+                self._enqueue(torch.cuda.current_stream(device).cuda_stream)
+        return self.outputs
+
+    def _enqueue(self, stream: int) -> None:
         self.op.enqueue(self.shapes, self.dtype, self.ref_chunk, [t.data_ptr() for t in self.inputs],
                         [t.data_ptr() for t in self.outputs], self.workspace.data_ptr(), stream)
-        return self.outputs
 
 
 class TorchKernels:
