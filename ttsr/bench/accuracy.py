@@ -30,8 +30,7 @@ FP16_MIN_PSNR_DB = 40.0
 FP16_RELEVANCE_TOL = 2e-3
 FP32_TIE_TOL = 1e-6  # ttsr/contract.py: closer maxima may resolve either way
 
-# odd, non-square, Ref != LR, batch > 1, 1x1 and 2x2 grids; the last one's default chunk is
-# smaller than its Ref (2304 positions), so even ref_chunk 0 runs the cross-chunk merge.
+# odd, non-square, Ref != LR, batch > 1, 1x1 and 2x2 grids
 ACCURACY_CASES = (
     Case(1, 40, 40, 40, 40),
     Case(2, 23, 17, 31, 29),
@@ -40,8 +39,9 @@ ACCURACY_CASES = (
     Case(1, 1, 1, 2, 2, (16, 16, 8, 4)),
     Case(1, 96, 96, 48, 48),
 )
-# 0: the kernels' own chunk; 1: one Ref position per pass; 7 divides none of the Ref sizes,
-# so wherever it splits the Ref, the last chunk is partial.
+# 0: the kernels' own plan; 1: one Ref position per pass; 7 divides none of the Ref sizes, so
+# wherever it splits the Ref, the last chunk is partial: caps 1 and 7 run the kernels' merge of
+# the running best across chunks whatever the default plan does.
 REF_CHUNKS = (0, 1, 7)
 
 Outputs = tuple[Tensor, ...]  # s, t3, t2, t1
