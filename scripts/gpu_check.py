@@ -98,7 +98,7 @@ def main(library: Path, sizes: list[int], model_sizes: list[int], profile_size: 
 
     \b
     Examples:
-      bash scripts/gpu_check.sh                          # everything, about 4 minutes on an H200
+      bash scripts/gpu_check.sh                          # everything (sized for < 5 minutes on an H200)
       bash scripts/gpu_check.sh --no-memcheck --sizes 40,120 --model-sizes 40 --profile-size 0
       python scripts/gpu_check.py --library build/gpu-check/libttsr_st_cuda.so --json report.json
 
@@ -125,6 +125,7 @@ def main(library: Path, sizes: list[int], model_sizes: list[int], profile_size: 
     click.echo(f"GPU: {gpu['name']} ({gpu['sm_count']} SMs) | torch {gpu['torch']} | CUDA {gpu['cuda']} | {library}")
     report: dict[str, Any] = {"gpu": gpu, "seed": seed, "ref_chunk": ref_chunk}
     failures: list[str] = []
+    started = time.perf_counter()
     sections = Sections()
     block_result = model_result = None
     try:
@@ -199,7 +200,8 @@ def main(library: Path, sizes: list[int], model_sizes: list[int], profile_size: 
         raise
     finally:
         kernels.close()
-        report["seconds"] = sections.seconds
+        report["seconds"] = {**sections.seconds, "total": round(time.perf_counter() - started, 1)}
+        click.echo(f"\nChecks took {report['seconds']['total']:.1f} s (after the build)")
         report["failures"] = failures
         report["passed"] = not failures
         if json_path is not None:

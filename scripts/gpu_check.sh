@@ -45,4 +45,5 @@ if ! grep -q "cuBLAS:" "$build_dir.log"; then
 fi
 cmake --build "$build_dir" -j "$(nproc)" --target ttsr_st_cuda >> "$build_dir.log" 2>&1 \
     || { tail -50 "$build_dir.log"; exit 1; }
+echo "gpu_check: built $build_dir/libttsr_st_cuda.so in ${SECONDS} s"
 exec "$PYTHON" scripts/gpu_check.py --library "$build_dir/libttsr_st_cuda.so" --json "$build_dir/report.json" "$@"

@@ -104,7 +104,7 @@ def _pretend_gpu(monkeypatch, gpu_check, kernels_class, tmp_path):
         k, seed, ref_chunks, cases=[accuracy.ACCURACY_CASES[2]], device="cpu"))
     monkeypatch.setattr(whole_model, "benchmark_model", functools.partial(
         whole_model.benchmark_model, device="cpu", timer=lambda fn, repeats, budget: (fn(), 1.5)[1],
-        capture=lambda fn: (lambda: None, fn())))
+        capture=lambda fn: (lambda: None, fn()), precisions=("FP32",)))  # FP16 convolutions crawl on a CPU
     return ops
 
 
@@ -132,10 +132,10 @@ def test_exit_status_and_json_follow_the_bars(gpu_check, monkeypatch, tmp_path, 
     else:
         assert report["failures"] == []
         assert "PASSED: every bar met" in lines
-        assert "| 4 / 16 | 1.50 | 1.50 | 1.50 | 1.50 | 1.50 | 1.50 | 1.50 | 1.50 |" in lines
-        assert len(report["whole_model"]["cells"]) == 8
-        assert [t["verdict"] for t in report["targets"]] == ["not measured"] * 2  # LR 160 not run
-        assert set(report["seconds"]) == {"Accuracy (kernels vs PyTorch reference block)",
+        assert "| 4 / 16 | 1.50 | 1.50 | 1.50 | 1.50 | - | - | - | - |" in lines
+        assert len(report["whole_model"]["cells"]) == 4
+        assert [t["verdict"] for t in report["targets"]] == ["not measured"] * 2  # LR 160 FP16 not run
+        assert set(report["seconds"]) == {"total", "Accuracy (kernels vs PyTorch reference block)",
                                           "Whole model (PyTorch with the kernels vs the PyTorch block, batch 1)"}
         whole = {(c["precision"], c["block"]): c for c in report["whole_model"]["accuracy"]}
         assert whole[("FP32", "kernels")]["psnr_db"] > 80  # the twin computes what the reference does

@@ -102,11 +102,13 @@ class WholeModelBenchmark:
                 "min_psnr_db": MIN_PSNR_DB}
 
 
-def model_variants(model: TTSR, kernels: TorchKernels, ref_chunk: int = 0) -> dict[tuple[str, str], nn.Module]:
+def model_variants(model: TTSR, kernels: TorchKernels, ref_chunk: int = 0,
+                   precisions: Sequence[str] = tuple(PRECISIONS)) -> dict[tuple[str, str], nn.Module]:
     """(precision, block) -> the model in that precision with that search-transfer; the FP32
     variants share ``model``'s weights, the FP16 ones a half copy."""
     variants: dict[tuple[str, str], nn.Module] = {}
-    for precision, dtype in PRECISIONS.items():
+    for precision in precisions:
+        dtype = PRECISIONS[precision]
         base = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
         variants[(precision, "PyTorch block")] = base
         variants[(precision, "kernels")] = swap_search_transfer(base, KernelSearchTransfer(kernels, ref_chunk))
@@ -127,11 +129,11 @@ def benchmark_model(model: TTSR, kernels: TorchKernels, sizes: Sequence[int], re
                     seed: int, device: str = "cuda", ref_chunk: int = 0,
                     timer: Callable[[Callable[[], object], int, float], float] = cuda_time_ms,
                     capture: Callable[[Callable[[], Tensor]], tuple[Callable[[], None], Tensor]] = graph_replay,
-                    ) -> WholeModelBenchmark:
+                    precisions: Sequence[str] = tuple(PRECISIONS)) -> WholeModelBenchmark:
     """Every size x precision x block x mode; ``timer`` and ``capture`` are the CUDA ones on a GPU
     (the tests pass CPU stand-ins)."""
     model = model.to(device).eval()
-    variants = model_variants(model, kernels, ref_chunk)
+    variants = model_variants(model, kernels, ref_chunk, precisions)
     result = WholeModelBenchmark()
     for side in sizes:
         inputs32 = tuple(t.to(device) for t in model_inputs(side, seed))
