@@ -253,7 +253,7 @@ def test_without_the_cpu_twin_the_plugin_memory_is_not_recorded(setup, monkeypat
     install, options = setup
     install()
 
-    def missing(profile, precision):
+    def missing(profile, precision, budget_mib):
         raise NativeLibraryError("libttsr_st_cpu.so not found")
 
     monkeypatch.setattr(builder_module, "plugin_memory", missing)

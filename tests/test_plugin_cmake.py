@@ -13,8 +13,9 @@ from ttsr.contract import Shapes
 from ttsr.plugin import native
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-ABI_FUNCTIONS = ("ttsr_st_context_create", "ttsr_st_context_destroy", "ttsr_st_chunk_size",
-                 "ttsr_st_workspace_size", "ttsr_st_enqueue", "ttsr_st_status_string")
+ABI_FUNCTIONS = ("ttsr_st_context_create", "ttsr_st_context_destroy", "ttsr_st_tile_sizes",
+                 "ttsr_st_workspace_size", "ttsr_st_enqueue", "ttsr_st_status_string",
+                 "ttsr_st_context_set_relevance", "ttsr_st_context_relevance")
 
 
 def cmake_cache() -> dict[str, str]:
@@ -55,13 +56,18 @@ def test_cuda_library_plans_like_the_host_twin() -> None:
     for name in ABI_FUNCTIONS:
         assert hasattr(lib, name), name
     lib.ttsr_st_workspace_size.restype = ctypes.c_size_t
-    lib.ttsr_st_chunk_size.restype = ctypes.c_int
+    lib.ttsr_st_workspace_size.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_size_t]
+    lib.ttsr_st_tile_sizes.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_size_t,
+                                       ctypes.c_void_p, ctypes.c_void_p]
     lib.ttsr_st_status_string.restype = ctypes.c_char_p
     for shapes in (Shapes(1, 256, 40, 40, 40, 40, 256, 128, 64), Shapes(2, 8, 5, 7, 9, 3, 5, 3, 2)):
         shape = native._Shape.of(shapes)
         for dtype, code in ((np.float32, 0), (np.float16, 1)):
-            assert lib.ttsr_st_workspace_size(ctypes.byref(shape), code, 0) == \
-                native.workspace_size(shapes, dtype)
-            assert lib.ttsr_st_chunk_size(ctypes.byref(shape), code, 3) == \
-                native.chunk_size(shapes, dtype, ref_chunk=3)
+            for ref_chunk, budget in ((0, 0), (3, 0), (0, 1 << 16)):
+                assert lib.ttsr_st_workspace_size(ctypes.byref(shape), code, ref_chunk, budget) == \
+                    native.workspace_size(shapes, dtype, ref_chunk, budget)
+                lr_tile, ref_tile = ctypes.c_int(), ctypes.c_int()
+                assert lib.ttsr_st_tile_sizes(ctypes.byref(shape), code, ref_chunk, budget,
+                                              ctypes.byref(lr_tile), ctypes.byref(ref_tile)) == 0
+                assert (lr_tile.value, ref_tile.value) == native.tile_sizes(shapes, dtype, ref_chunk, budget)
     assert lib.ttsr_st_status_string(5) == b"cuBLAS error"

@@ -1,8 +1,9 @@
 """The C++ side of the contract: contract.h and the ABI agree with ttsr/contract.py,
-chunk and workspace sizes stay linear in the image area, bad calls fail clearly."""
+the plan (tiles, alignment, budget, workspace) keeps its rules, bad calls fail clearly."""
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import re
 from pathlib import Path
@@ -15,7 +16,8 @@ from ttsr.contract import Shapes
 from ttsr.plugin import native
 
 PLUGIN_SRC = Path(__file__).resolve().parents[1] / "plugins" / "search_transfer"
-CHUNK_BUDGET = 64 << 20  # plan.h: one pass's kn and rel blocks together
+TILE_ALIGN = 128  # plan.h: kTileAlign
+ROW_ALIGN = 8  # plan.h: kRowAlign
 
 
 def header_macros() -> dict[str, str]:
@@ -66,56 +68,104 @@ def square(side: int, ref_side: int | None = None, n: int = 1) -> Shapes:
     return Shapes(n, 256, side, side, ref, ref, 256, 128, 64)
 
 
+def api_macro(name: str) -> int:
+    text = (PLUGIN_SRC / "ttsr_st_api.h").read_text()
+    match = re.search(rf"#define {name} \(\(size_t\)(\d+) << (\d+)\)", text)
+    assert match is not None, name
+    return int(match.group(1)) << int(match.group(2))
+
+
+def test_default_budgets_follow_the_header() -> None:
+    assert native.DEVICE_DEFAULT_BUDGET == api_macro("TTSR_ST_DEFAULT_WORKSPACE_BUDGET") == 1 << 30
+    assert native.CPU_DEFAULT_BUDGET == api_macro("TTSR_ST_CPU_DEFAULT_WORKSPACE_BUDGET")
+
+
+def rel_rows(ref_tile: int) -> int:
+    return -(-ref_tile // ROW_ALIGN) * ROW_ALIGN
+
+
+# (LR side, Ref side, budget bytes): whole-fit, one side whole, square tiles, tiny budgets.
+TILING_CASES = [(s, r, b) for s in (1, 7, 40, 120, 384) for r in (1, 11, 40, 120, 384)
+                for b in (0, 1, 64 << 10, 4 << 20, 64 << 20)]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
-def test_chunk_bounds_the_relevance_block(dtype: type) -> None:
-    for side in (10, 40, 120, 300, 1200):
-        shapes = square(side)
-        chunk = native.chunk_size(shapes, dtype)
-        positions = side * side
-        # Bytes one Ref position takes in a pass: its normalised patch and its relevance row.
-        per_position = 9 * shapes.ck * np.dtype(dtype).itemsize + 4 * positions
-        assert 1 <= chunk <= positions
-        assert chunk * per_position <= CHUNK_BUDGET or chunk == 1
-        assert chunk * positions * 4 <= CHUNK_BUDGET or chunk == 1
-        # Small grids take the whole Ref in one pass; big ones as much as the budget allows.
-        assert chunk == min(positions, max(1, CHUNK_BUDGET // per_position))
+def test_tiles_are_aligned_and_fit_the_budget(dtype: type) -> None:
+    for side, ref_side, budget in TILING_CASES:
+        shapes = square(side, ref_side)
+        p, j = side * side, ref_side * ref_side
+        lr_tile, ref_tile = native.tile_sizes(shapes, dtype, budget=budget)
+        assert 1 <= lr_tile <= p and 1 <= ref_tile <= j
+        # Multiples of 128 positions unless a tile covers its whole grid.
+        assert lr_tile == p or lr_tile % TILE_ALIGN == 0, (side, ref_side, budget, lr_tile)
+        assert ref_tile == j or ref_tile % TILE_ALIGN == 0, (side, ref_side, budget, ref_tile)
+        limit = budget or native.DEVICE_DEFAULT_BUDGET
+        block = rel_rows(ref_tile) * lr_tile * 4
+        smallest = rel_rows(min(j, TILE_ALIGN)) * min(p, TILE_ALIGN) * 4
+        assert block <= max(limit, smallest), (side, ref_side, budget)
+        if rel_rows(j) * p * 4 <= limit:
+            assert (lr_tile, ref_tile) == (p, j)  # one GEMM when the whole matrix fits
+        # Large GEMMs: with a 4 MiB budget and more, each side >= 1024 where the grids allow.
+        if limit >= 4 << 20:
+            assert lr_tile >= min(p, 1024) and ref_tile >= min(j, 1024), (side, ref_side, budget)
+            # and the budget is used: the block is more than half of it, or a side is whole.
+            assert block * 2 > limit or lr_tile == p or ref_tile == j
+
+
+def test_default_device_budget_gives_few_large_gemms() -> None:
+    assert native.tile_sizes(square(120)) == (120 * 120, 120 * 120)  # 829 MB relevance: one GEMM
+    lr_tile, ref_tile = native.tile_sizes(square(384))
+    assert lr_tile >= 16384 and ref_tile >= 16384  # 384^2 = 147456 positions a side
+    assert native.tile_sizes(square(384), budget=64 << 20) == (4096, 4096)
+
+
+def test_ref_chunk_caps_the_ref_tile() -> None:
+    shapes = square(20, ref_side=9)
+    assert native.tile_sizes(shapes) == (400, 81)
+    assert native.tile_sizes(shapes, ref_chunk=5) == (400, 5)
+    assert native.chunk_size(shapes, ref_chunk=1000) == 81
+    assert native.workspace_size(shapes, ref_chunk=5) < native.workspace_size(shapes)
+    # A cap below the budget's tile: the LR tile grows to fill the budget.
+    lr_tile, ref_tile = native.tile_sizes(square(384), budget=64 << 20, ref_chunk=300)
+    assert ref_tile == 300 and lr_tile == (64 << 20) // 4 // rel_rows(300) // TILE_ALIGN * TILE_ALIGN
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 @pytest.mark.parametrize("ref_chunk", [0, 7, 5000])
-def test_workspace_never_shrinks_as_a_size_grows(dtype: type, ref_chunk: int) -> None:
+@pytest.mark.parametrize("budget", [0, 1, 1 << 20])
+def test_workspace_never_shrinks_as_a_size_grows(dtype: type, ref_chunk: int, budget: int) -> None:
     # A profile's workspace is sized at its largest shape, so no size may need less when it grows.
-    # Adjacent LR sizes (60, 61) are where a rule that shrinks the chunk with the LR area breaks.
+    # Adjacent sizes (60, 61) are where a rule that shrinks a tile with the other grid's area breaks.
     lr, ref, channels = (1, 2, 40, 60, 61, 95), (1, 23, 64, 65, 100), (1, 64, 256)
-    sizes = np.array([[[[[native.workspace_size(Shapes(1, ck, h, w, hr, wr, 1, 1, 1), dtype, ref_chunk)
+    sizes = np.array([[[[[native.workspace_size(Shapes(1, ck, h, w, hr, wr, 1, 1, 1), dtype, ref_chunk, budget)
                           for ck in channels] for wr in ref] for hr in ref] for w in lr] for h in lr])
     for axis in range(sizes.ndim):
         assert (np.diff(sizes, axis=axis) >= 0).all(), f"axis {axis}"
     largest = Shapes(1, 256, 95, 95, 100, 100, 1, 1, 1)
-    assert native.workspace_size(largest, dtype, ref_chunk) == sizes.max()
-    assert native.workspace_size(largest, dtype, 7) <= native.workspace_size(largest, dtype, 5000) \
-        <= native.workspace_size(largest, dtype, 0)
-
-
-def test_ref_chunk_caps_the_chunk() -> None:
-    shapes = square(20, ref_side=9)
-    assert native.chunk_size(shapes) == 81
-    assert native.chunk_size(shapes, ref_chunk=5) == 5
-    assert native.chunk_size(shapes, ref_chunk=1000) == 81
-    assert native.workspace_size(shapes, ref_chunk=5) < native.workspace_size(shapes)
+    assert native.workspace_size(largest, dtype, ref_chunk, budget) == sizes.max()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
-def test_workspace_grows_linearly_with_area(dtype: type) -> None:
-    sizes = {side: native.workspace_size(square(side), dtype) for side in (100, 200, 400, 800)}
-    for side in (100, 200, 400):
+def test_workspace_never_shrinks_as_the_budget_or_the_cap_grows(dtype: type) -> None:
+    for shapes in (square(40), square(95, 100), Shapes(1, 64, 7, 300, 200, 3, 1, 1, 1)):
+        budgets = [native.workspace_size(shapes, dtype, 0, b) for b in (1, 1 << 16, 1 << 20, 1 << 24, 1 << 30)]
+        assert budgets == sorted(budgets)
+        caps = [native.workspace_size(shapes, dtype, c, 1 << 20) for c in (1, 7, 128, 5000, 0)]
+        assert caps == sorted(caps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("budget", [0, 64 << 20])
+def test_workspace_grows_linearly_with_area(dtype: type, budget: int) -> None:
+    sizes = {side: native.workspace_size(square(side), dtype, budget=budget) for side in (200, 400, 800, 1600)}
+    for side in (400, 800):
         # Four times the area: at most four times the workspace (quadratic would be 16x).
         assert sizes[2 * side] <= 4 * sizes[side]
-    per_position = sizes[800] / 800**2
+    per_position = (sizes[1600] - (budget or native.DEVICE_DEFAULT_BUDGET)) / 1600**2
     item = np.dtype(dtype).itemsize
-    # Dominated by the normalised LR patches: 9 * Ck elements per position.
-    assert 9 * 256 * item <= per_position <= 9 * 256 * item * 1.5
-    assert native.workspace_size(square(100, n=4), dtype) == sizes[100]  # batch-independent
+    # Normalised LR and Ref patches (9 * Ck elements per position each), best and best_j.
+    assert per_position == pytest.approx(2 * 9 * 256 * item + 8, rel=1e-3)
+    assert native.workspace_size(square(100, n=4), dtype) == native.workspace_size(square(100), dtype)
 
 
 def test_workspace_holds_the_plan_buffers() -> None:
@@ -123,17 +173,23 @@ def test_workspace_holds_the_plan_buffers() -> None:
     d, p, j = 72, 35, 24
     for dtype, item in ((np.float32, 4), (np.float16, 2)):
         size = native.workspace_size(shapes, dtype)
-        need = d * p * item + d * j * item + j * p * 4 + p * 4 + p * 4
-        assert need <= size <= need + 5 * 256
-    # A chunk bound by the budget: its kn and rel blocks fit, and the block is no larger than the budget.
-    shapes = square(120)
+        # + the CUDA normalisation's energy scratch, max(p, j) floats
+        need = d * p * item + d * j * item + rel_rows(j) * p * 4 + max(p, j) * 4 + p * 4 + p * 4
+        assert need <= size <= need + 6 * 256
+    # Tiles bound by the budget: the rel block is the budget, the patch buffers are whole.
+    shapes, budget = square(120), 16 << 20
     d, p = 9 * 256, 120 * 120
     for dtype, item in ((np.float32, 4), (np.float16, 2)):
-        chunk = native.chunk_size(shapes, dtype)
-        assert chunk < p
-        size = native.workspace_size(shapes, dtype)
-        fixed = d * p * item + p * 4 + p * 4
-        assert fixed + chunk * (d * item + 4 * p) <= size <= fixed + CHUNK_BUDGET + 6 * 256
+        lr_tile, ref_tile = native.tile_sizes(shapes, dtype, budget=budget)
+        assert lr_tile < p and ref_tile < p
+        size = native.workspace_size(shapes, dtype, budget=budget)
+        fixed = 2 * d * p * item + p * 4 + p * 4 + p * 4
+        assert fixed + rel_rows(ref_tile) * lr_tile * 4 <= size <= fixed + budget + 6 * 256
+
+
+def test_bad_budget_rejected() -> None:
+    with pytest.raises(ValueError, match="budget"):
+        native.workspace_size(square(4), budget=-1)
 
 
 def test_mixed_dtypes_rejected() -> None:
@@ -181,14 +237,18 @@ def test_abi_reports_bad_arguments_by_status() -> None:
     arrays = [np.zeros(s, np.float32) for s in shapes.expected_inputs() + shapes.outputs()]
     pointers = [a.ctypes.data for a in arrays]
     shape = native._Shape.of(shapes)
-    workspace = np.zeros(native.workspace_size(shapes), np.uint8)
-    assert lib.ttsr_st_cpu_run(shape, 0, 0, *pointers, workspace.ctypes.data) == 0
-    assert lib.ttsr_st_cpu_run(shape, 0, 0, *pointers, None) == 3
-    assert lib.ttsr_st_cpu_run(shape, 2, 0, *pointers, workspace.ctypes.data) == 2
-    assert lib.ttsr_st_cpu_run(shape, 0, -1, *pointers, workspace.ctypes.data) == 3
+    workspace = np.zeros(native.cpu_workspace_size(shapes), np.uint8)
+    assert lib.ttsr_st_cpu_run(shape, 0, 0, 0, 0, *pointers, workspace.ctypes.data, None) == 0
+    assert lib.ttsr_st_cpu_run(shape, 0, 0, 0, 0, *pointers, None, None) == 3
+    assert lib.ttsr_st_cpu_run(shape, 2, 0, 0, 0, *pointers, workspace.ctypes.data, None) == 2
+    assert lib.ttsr_st_cpu_run(shape, 0, -1, 0, 0, *pointers, workspace.ctypes.data, None) == 3
+    assert lib.ttsr_st_cpu_run(shape, 0, 0, 0, -1, *pointers, workspace.ctypes.data, None) == 3
     empty = native._Shape(1, 2, 0, 2, 2, 2, 1, 1, 1)
-    assert lib.ttsr_st_cpu_run(empty, 0, 0, *pointers, workspace.ctypes.data) == 1
-    assert lib.ttsr_st_workspace_size(empty, 0, 0) == 0
-    assert lib.ttsr_st_chunk_size(empty, 0, 0) == 0
+    assert lib.ttsr_st_cpu_run(empty, 0, 0, 0, 0, *pointers, workspace.ctypes.data, None) == 1
+    assert lib.ttsr_st_workspace_size(empty, 0, 0, 0) == 0
+    assert lib.ttsr_st_cpu_workspace_size(empty, 0, 0, 0) == 0
+    tile = ctypes.c_int()
+    assert lib.ttsr_st_tile_sizes(empty, 0, 0, 0, ctypes.byref(tile), ctypes.byref(tile)) == 1
+    assert lib.ttsr_st_tile_sizes(shape, 0, 0, 0, None, ctypes.byref(tile)) == 3
     messages = {lib.ttsr_st_status_string(code).decode() for code in range(6)}
     assert len(messages) == 6 and "ok" in messages

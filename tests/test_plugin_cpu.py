@@ -11,6 +11,7 @@ from ttsr import contract
 from ttsr.contract import Shapes
 from ttsr.model.lte import LTE
 from ttsr.model.search_transfer import SearchTransfer
+from ttsr.plugin import native
 from ttsr.plugin.native import search_transfer_cpu
 
 TOLERANCE = 1e-5
@@ -108,6 +109,27 @@ def test_chunked_search_equals_single_chunk(ref_chunk: int) -> None:
     assert_matches_reference(inputs, ref_chunk=ref_chunk)
 
 
+# LR 460 and Ref 713 positions: a 1-byte budget gives 128-position tiles on both grids
+# (4 x 6 GEMMs with partial last tiles), 256 KiB some LR x whole-Ref tiles, 0 one GEMM.
+TILED = Shapes(1, 16, 20, 23, 23, 31, 4, 3, 2)
+TILINGS = [(0, 0), (1, 0), (256 << 10, 0), (1, 7), (200 << 10, 300), (1 << 30, 129)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_results_are_bit_identical_across_budgets_and_tile_shapes(dtype: type) -> None:
+    inputs = [a.astype(dtype) for a in random_inputs(TILED, seed=21, relu=True)]
+    tilings = {native.tile_sizes(TILED, dtype, ref_chunk, budget) for budget, ref_chunk in TILINGS}
+    assert len(tilings) == len(TILINGS)  # each case really tiles differently
+    assert (128, 128) in tilings and (460, 713) in tilings
+    first = search_transfer_cpu(*inputs)
+    for budget, ref_chunk in TILINGS:
+        got = search_transfer_cpu(*inputs, ref_chunk=ref_chunk, budget=budget)
+        for name, a, b in zip(contract.OUTPUT_NAMES, first, got):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name} budget={budget} ref_chunk={ref_chunk}")
+    if dtype == np.float32:
+        assert_matches_reference(inputs)
+
+
 def tiled_ref_inputs(seed: int) -> list[np.ndarray]:
     """Ref keys tiled three times across, so Ref columns 1, 4 and 7 hold identical patches."""
     rng = np.random.default_rng(seed)
@@ -118,8 +140,8 @@ def tiled_ref_inputs(seed: int) -> list[np.ndarray]:
     return [k.copy(), k, v3, v2, v1]
 
 
-@pytest.mark.parametrize("ref_chunk", [0, 4])
-def test_exact_ties_pick_the_lowest_ref_index(ref_chunk: int) -> None:
+@pytest.mark.parametrize(("ref_chunk", "budget"), [(0, 0), (4, 0), (0, 1), (5, 1)])
+def test_exact_ties_pick_the_lowest_ref_index(ref_chunk: int, budget: int) -> None:
     inputs = tiled_ref_inputs(seed=11)
     q, k, v3, v2, v1 = inputs
     rel = relevance64(q, k)[0]
@@ -128,7 +150,7 @@ def test_exact_ties_pick_the_lowest_ref_index(ref_chunk: int) -> None:
     lowest = tied.argmax(axis=0)
     highest = tied.shape[0] - 1 - tied[::-1].argmax(axis=0)
     assert (lowest != highest).sum() >= 10  # the case really has ties
-    s, t3, t2, t1 = search_transfer_cpu(*inputs, ref_chunk=ref_chunk)
+    s, t3, t2, t1 = search_transfer_cpu(*inputs, ref_chunk=ref_chunk, budget=budget)
     np.testing.assert_allclose(s[0, 0].ravel(), best, atol=TOLERANCE)
     lr_size = (q.shape[2], q.shape[3])
     for got, value, scale in ((t3, v3, 1), (t2, v2, 2), (t1, v1, 4)):
@@ -210,13 +232,17 @@ def test_float16_outputs_close_to_float32_reference() -> None:
 
 
 def test_worker_threads_do_not_change_results(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Big enough (32*9 x 256 x 256 multiply-adds) for the host GEMM to split its columns.
-    inputs = random_inputs(Shapes(1, 32, 16, 16, 16, 16, 4, 3, 2), seed=12)
-    results = []
-    for threads in ("1", "2", "3"):
-        monkeypatch.setenv("TTSR_ST_CPU_THREADS", threads)
-        results.append(search_transfer_cpu(*inputs))
+    inputs = random_inputs(TILED, seed=12)
+    results = [search_transfer_cpu(*inputs, threads=threads, budget=1) for threads in (1, 2, 3)]
+    monkeypatch.setenv("TTSR_ST_CPU_THREADS", "2")  # the default when threads is 0
+    results.append(search_transfer_cpu(*inputs, budget=1))
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
     assert_matches_reference(inputs)
+
+
+def test_bad_thread_count_rejected() -> None:
+    inputs = random_inputs(Shapes(1, 2, 2, 2, 2, 2, 1, 1, 1), seed=0)
+    with pytest.raises(ValueError, match="threads"):
+        search_transfer_cpu(*inputs, threads=-1)

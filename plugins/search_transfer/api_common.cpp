@@ -1,18 +1,29 @@
 // The ABI functions that only plan (no device work): shared by the host twin's
-// library and the CUDA library, so both report the same chunk and workspace.
+// library and the CUDA library, so both report the same tiles and workspace.
 #include "plan.h"
 #include "ttsr_st_api.h"
 
 extern "C" {
 
-int ttsr_st_chunk_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk) {
+int ttsr_st_tile_sizes(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
+                       size_t workspace_budget, int* lr_tile, int* ref_tile) {
+    if (lr_tile == nullptr || ref_tile == nullptr) return TTSR_ST_ERR_ARGUMENT;
     ttsr_st::Plan plan;
-    return ttsr_st::make_plan(shape, dtype, ref_chunk, &plan) == TTSR_ST_OK ? plan.chunk : 0;
+    const int status = ttsr_st::make_plan(shape, dtype, ref_chunk, workspace_budget,
+                                          TTSR_ST_DEFAULT_WORKSPACE_BUDGET, &plan);
+    if (status != TTSR_ST_OK) return status;
+    *lr_tile = plan.lr_tile;
+    *ref_tile = plan.ref_tile;
+    return TTSR_ST_OK;
 }
 
-size_t ttsr_st_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk) {
+size_t ttsr_st_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
+                              size_t workspace_budget) {
     ttsr_st::Plan plan;
-    return ttsr_st::make_plan(shape, dtype, ref_chunk, &plan) == TTSR_ST_OK ? plan.bytes : 0;
+    return ttsr_st::make_plan(shape, dtype, ref_chunk, workspace_budget,
+                              TTSR_ST_DEFAULT_WORKSPACE_BUDGET, &plan) == TTSR_ST_OK
+               ? plan.bytes
+               : 0;
 }
 
 const char* ttsr_st_status_string(int status) { return ttsr_st::status_string(status); }

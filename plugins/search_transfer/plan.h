@@ -1,10 +1,26 @@
 // Host-side planning shared by the host twin and the CUDA path: shape checks,
-// the Ref chunk size, the workspace layout and the relevance GEMM's arguments.
-// Both paths use the same plan, so the twin exercises the device call's numbers.
+// the LR x Ref tiling, the workspace layout and the relevance GEMM's arguments.
+//
+// How a device implementation uses it (per image, images one after another):
+//   1. normalise the patches of all p LR positions into qn and of all j Ref
+//      positions into kn (once per image: d x p and d x j, column per position);
+//   2. for t in [0, tile_count(plan)): Tile tile = plan_tile(plan, t);
+//      GemmArgs g = relevance_gemm(plan, tile);
+//      GEMM with A = kn + ref_operand_offset(plan, tile),
+//                B = qn + lr_operand_offset(plan, tile), C = rel;
+//      fold rel (tile.ref_len x tile.lr_len, column per LR position, ldc
+//      g.ldc) into best/best_j of LR positions [tile.lr_first, +lr_len): the
+//      tile with ref_first == 0 starts them, later tiles of the same LR range
+//      come in increasing ref_first, so "lowest j wins a tie" (contract.py)
+//      holds with a strict comparison across tiles and better_match within one;
+//   3. write s from best and gather the textures from best_j.
+// Results do not depend on the tiling: every relevance value is the same dot
+// product whatever tile it falls in, and the merge order above is fixed.
 #pragma once
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstddef>
 
 #include "index_math.h"
@@ -12,11 +28,14 @@
 
 namespace ttsr_st {
 
-// One pass's normalised Ref patches (kn) and relevance (rel) together stay
-// within this budget, which keeps memory linear in the image area.  Budgeting both (not rel alone) makes the workspace non-decreasing in
-// every size: a larger LR grid shrinks the chunk, but the reserved block is
-// min(Ref * bytes per position, budget), which only grows.
-constexpr size_t kChunkBudgetBytes = size_t(64) << 20;
+// Tiles hold a multiple of kTileAlign positions unless they cover a whole grid
+// (or a ref_chunk cap asks for fewer): 128 is the CTA tile edge of the
+// tensor-core GEMM kernels (cuBLAS/CUTLASS 128xN), so only a grid's last tile
+// is partial, and tile starts stay 128 * d elements apart (aligned operands).
+constexpr int kTileAlign = 128;
+// Rows of the relevance block are rounded up to 8 floats: 32-byte aligned
+// columns for vector loads and tensor-core epilogues.
+constexpr int kRowAlign = 8;
 constexpr size_t kWorkspaceAlignment = 256;
 
 // Column-major GEMM arguments with cuBLAS's meaning:
@@ -31,23 +50,35 @@ struct GemmArgs {
     int ldc;
 };
 
+// One GEMM's worth of positions: LR [lr_first, lr_first + lr_len) against
+// Ref [ref_first, ref_first + ref_len).
+struct Tile {
+    int lr_first, lr_len;
+    int ref_first, ref_len;
+};
+
 // Workspace, per image (images run one after another and reuse it):
-//   qn   (d x p)       normalised LR patches, column p contiguous, input dtype
-//   kn   (d x chunk)   normalised patches of one Ref chunk, input dtype
-//   rel  (chunk x p)   relevance of the chunk, float32, column p contiguous
-//   best (p) float32, best_j (p) int32: running max / argmax over chunks
-// kn and rel share one block whose size make_plan bounds without the chunk.
+//   qn     (d x p)          normalised LR patches, column per position, input dtype
+//   kn     (d x j)          normalised Ref patches, column per position, input dtype
+//   rel    (ldr x lr_tile)  relevance of one tile, float32, column per LR position
+//   energy (max(p, j))      float32 scratch of the CUDA normalisation: per-pixel sums of squares
+//   best (p) float32, best_j (p) int32: running max / argmax over Ref tiles (the CUDA
+//                    path keeps both as one 64-bit key per position, argmax_key.h)
+// Every part is linear in h*w or hr*wr; rel is bounded by the budget.
 struct Plan {
-    int d = 0;      // patch length ck * 9
-    int p = 0;      // LR positions h * w
-    int j = 0;      // Ref positions hr * wr
-    int chunk = 0;  // Ref positions per pass
-    size_t qn_offset = 0, kn_offset = 0, rel_offset = 0, best_offset = 0, best_j_offset = 0;
+    int d = 0;         // patch length ck * 9
+    int p = 0;         // LR positions h * w
+    int j = 0;         // Ref positions hr * wr
+    int lr_tile = 0;   // LR positions per tile
+    int ref_tile = 0;  // Ref positions per tile
+    int ldr = 0;       // rows of the rel block: ref_tile rounded up to kRowAlign
+    size_t budget = 0; // the budget the tiles were chosen for (never 0)
+    size_t qn_offset = 0, kn_offset = 0, rel_offset = 0, energy_offset = 0, best_offset = 0, best_j_offset = 0;
     size_t bytes = 0;
 };
 
-inline size_t align_up(size_t bytes) {
-    return (bytes + kWorkspaceAlignment - 1) / kWorkspaceAlignment * kWorkspaceAlignment;
+inline size_t align_up(size_t bytes, size_t alignment = kWorkspaceAlignment) {
+    return (bytes + alignment - 1) / alignment * alignment;
 }
 
 inline bool valid_shape(const ttsr_st_shape* s) {
@@ -68,8 +99,55 @@ inline size_t element_size(ttsr_st_dtype dtype) {
     return 0;
 }
 
+// Largest multiple of kTileAlign <= limit, but at least kTileAlign, and never
+// more than the grid (whole grids need no alignment).
+inline int aligned_tile(size_t limit, int grid) {
+    const size_t aligned = std::max<size_t>(kTileAlign, limit / kTileAlign * kTileAlign);
+    return static_cast<int>(std::min<size_t>(aligned, size_t(grid)));
+}
+
+// Rel block bytes reserved in the workspace: an upper bound of what any tiling
+// make_plan picks, non-decreasing in p, the capped j and the budget (so the
+// largest shape of a TensorRT profile needs the most), linear for a fixed budget.
+inline size_t rel_block_bytes(int p, int ref_cap, size_t budget) {
+    const size_t whole = align_up(size_t(ref_cap), kRowAlign) * size_t(p) * sizeof(float);
+    const size_t smallest = align_up(size_t(std::min(ref_cap, kTileAlign)), kRowAlign) *
+                            size_t(std::min(p, kTileAlign)) * sizeof(float);
+    return std::min(whole, std::max(budget, smallest));
+}
+
+// Tiles for p LR and ref_cap Ref positions whose rel block fits `budget` bytes
+// (or is the smallest aligned tile): one tile when the whole relevance matrix
+// fits; else a grid that fits gets one whole tile side and the other side as
+// many aligned positions as the budget allows; else square aligned tiles of
+// about sqrt(budget / 4) positions a side (>= 1024 from a 4 MiB budget up).
+inline void choose_tiles(int p, int ref_cap, size_t budget, int* lr_tile, int* ref_tile) {
+    const size_t elements = budget / sizeof(float);
+    const auto rows = [](int ref) { return align_up(size_t(ref), kRowAlign); };
+    if (rows(ref_cap) * size_t(p) <= elements) {
+        *lr_tile = p;
+        *ref_tile = ref_cap;
+        return;
+    }
+    const size_t side = std::max<size_t>(
+        kTileAlign, size_t(std::sqrt(double(elements))) / kTileAlign * kTileAlign);
+    if (size_t(ref_cap) <= side) {
+        *ref_tile = ref_cap;
+        *lr_tile = aligned_tile(elements / rows(ref_cap), p);
+    } else if (size_t(p) <= side) {
+        *lr_tile = p;
+        *ref_tile = aligned_tile(elements / size_t(p), ref_cap);
+    } else {
+        *ref_tile = static_cast<int>(side);
+        *lr_tile = aligned_tile(elements / side, p);
+    }
+}
+
 // Returns TTSR_ST_OK and fills plan, or the error code for the arguments.
-inline int make_plan(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk, Plan* plan) {
+// ref_chunk > 0 caps the Ref positions per tile (the op's attribute; tiles
+// then need not be aligned); budget = bytes for the rel block, 0 = default_budget.
+inline int make_plan(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
+                     size_t budget, size_t default_budget, Plan* plan) {
     if (!valid_shape(shape)) return TTSR_ST_ERR_SHAPE;
     if (element_size(dtype) == 0) return TTSR_ST_ERR_DTYPE;
     if (ref_chunk < 0) return TTSR_ST_ERR_ARGUMENT;
@@ -77,33 +155,47 @@ inline int make_plan(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_ch
     out.d = shape->ck * kPatchArea;
     out.p = shape->h * shape->w;
     out.j = shape->hr * shape->wr;
+    out.budget = budget > 0 ? budget : default_budget;
+    const int ref_cap = ref_chunk > 0 ? std::min(ref_chunk, out.j) : out.j;
+    choose_tiles(out.p, ref_cap, out.budget, &out.lr_tile, &out.ref_tile);
+    out.ldr = static_cast<int>(align_up(size_t(out.ref_tile), kRowAlign));
     const size_t element = element_size(dtype);
-    // Bytes one Ref position takes in a pass: its kn column and its rel row.
-    const size_t per_position = size_t(out.d) * element + size_t(out.p) * sizeof(float);
-    const size_t capped = ref_chunk > 0 && ref_chunk < out.j ? size_t(ref_chunk) : size_t(out.j);
-    const size_t fitting = kChunkBudgetBytes / per_position;
-    out.chunk = static_cast<int>(std::max<size_t>(1, std::min(capped, fitting)));
-    // chunk * per_position <= max(per_position, min(capped * per_position, budget)),
-    // and that bound is non-decreasing in every size; one alignment step more
-    // covers aligning rel after kn.
-    const size_t chunk_block =
-        align_up(std::max(per_position, std::min(capped * per_position, kChunkBudgetBytes))) +
-        kWorkspaceAlignment;
     out.qn_offset = 0;
     out.kn_offset = out.qn_offset + align_up(size_t(out.d) * out.p * element);
-    out.rel_offset = out.kn_offset + align_up(size_t(out.d) * out.chunk * element);
-    out.best_offset = out.kn_offset + chunk_block;
+    out.rel_offset = out.kn_offset + align_up(size_t(out.d) * out.j * element);
+    out.energy_offset = out.rel_offset + align_up(rel_block_bytes(out.p, ref_cap, out.budget));
+    out.best_offset = out.energy_offset + align_up(size_t(std::max(out.p, out.j)) * sizeof(float));
     out.best_j_offset = out.best_offset + align_up(size_t(out.p) * sizeof(float));
     out.bytes = out.best_j_offset + align_up(size_t(out.p) * sizeof(int));
     *plan = out;
     return TTSR_ST_OK;
 }
 
-// rel (chunk_len x p) = kn^T * qn: column p of rel holds <kn_j, qn_p> for the
-// chunk's Ref positions j, contiguous, so the argmax scans one column.
-inline GemmArgs relevance_gemm(const Plan& plan, int chunk_len) {
-    return GemmArgs{GemmOp::T, GemmOp::N, chunk_len, plan.p, plan.d, 1.0f,
-                    plan.d, plan.d, 0.0f, chunk_len};
+inline int lr_tile_count(const Plan& plan) { return chunk_count(plan.p, plan.lr_tile); }
+inline int ref_tile_count(const Plan& plan) { return chunk_count(plan.j, plan.ref_tile); }
+inline int tile_count(const Plan& plan) { return lr_tile_count(plan) * ref_tile_count(plan); }
+
+// Tile t: LR tiles outer, Ref tiles inner in increasing order (the merge order).
+inline Tile plan_tile(const Plan& plan, int t) {
+    const int refs = ref_tile_count(plan);
+    const int lr = t / refs;
+    const int ref = t - lr * refs;
+    return Tile{chunk_begin(lr, plan.lr_tile), chunk_length(lr, plan.lr_tile, plan.p),
+                chunk_begin(ref, plan.ref_tile), chunk_length(ref, plan.ref_tile, plan.j)};
+}
+
+// rel (ref_len x lr_len) = kn_tile^T * qn_tile: column p of rel holds
+// <kn_j, qn_p> for the tile's Ref positions j, contiguous, so the argmax scans
+// one column.  A and B start at the element offsets below.
+inline GemmArgs relevance_gemm(const Plan& plan, const Tile& tile) {
+    return GemmArgs{GemmOp::T, GemmOp::N, tile.ref_len, tile.lr_len, plan.d, 1.0f,
+                    plan.d, plan.d, 0.0f, plan.ldr};
+}
+inline size_t ref_operand_offset(const Plan& plan, const Tile& tile) {
+    return size_t(tile.ref_first) * plan.d;
+}
+inline size_t lr_operand_offset(const Plan& plan, const Tile& tile) {
+    return size_t(tile.lr_first) * plan.d;
 }
 
 inline const char* status_string(int status) {
@@ -111,7 +203,7 @@ inline const char* status_string(int status) {
         case TTSR_ST_OK: return "ok";
         case TTSR_ST_ERR_SHAPE: return "invalid shape: every size must be >= 1 and 16*h*w, 16*hr*wr, 9*ck must fit in int";
         case TTSR_ST_ERR_DTYPE: return "invalid dtype: use TTSR_ST_FLOAT32 or TTSR_ST_FLOAT16";
-        case TTSR_ST_ERR_ARGUMENT: return "invalid argument: null pointer or negative ref_chunk";
+        case TTSR_ST_ERR_ARGUMENT: return "invalid argument: null pointer, negative ref_chunk or negative thread count";
         case TTSR_ST_ERR_CUDA: return "CUDA runtime error";
         case TTSR_ST_ERR_CUBLAS: return "cuBLAS error";
         default: return "unknown status";

@@ -3,7 +3,7 @@
  * Includable from C and C++ without CUDA headers: the stream is a void*.
  * libttsr_st_cuda.so (and the TensorRT plugin) provide the device functions,
  * libttsr_st_cpu.so the host twin (ttsr_st_cpu_*); both provide the planning
- * functions ttsr_st_chunk_size, ttsr_st_workspace_size and ttsr_st_status_string.
+ * functions ttsr_st_tile_sizes, ttsr_st_workspace_size and ttsr_st_status_string.
  * Tensors are linear NCHW, all of one dtype. */
 #ifndef TTSR_ST_API_H
 #define TTSR_ST_API_H
@@ -30,7 +30,7 @@ enum {
     TTSR_ST_OK = 0,
     TTSR_ST_ERR_SHAPE = 1,     /* a dimension < 1, or sizes that overflow the index types */
     TTSR_ST_ERR_DTYPE = 2,     /* dtype is not TTSR_ST_FLOAT32 / TTSR_ST_FLOAT16 */
-    TTSR_ST_ERR_ARGUMENT = 3,  /* null pointer or negative ref_chunk */
+    TTSR_ST_ERR_ARGUMENT = 3,  /* null pointer, negative ref_chunk or thread count */
     TTSR_ST_ERR_CUDA = 4,      /* a CUDA runtime call or kernel launch failed */
     TTSR_ST_ERR_CUBLAS = 5     /* a cuBLAS call failed */
 };
@@ -40,32 +40,54 @@ typedef struct ttsr_st_context ttsr_st_context;
 TTSR_ST_API int ttsr_st_context_create(ttsr_st_context** out);
 TTSR_ST_API void ttsr_st_context_destroy(ttsr_st_context* ctx);
 
-/* Ref positions scored per pass: bounded so that one pass's normalised Ref
- * patches and relevance block together stay within a fixed byte budget, and
- * capped by ref_chunk when it is > 0.  0 for invalid arguments. */
-TTSR_ST_API int ttsr_st_chunk_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk);
-/* Device workspace bytes for ttsr_st_enqueue; at most linear in h*w and hr*wr,
- * independent of n, and non-decreasing in every size (h, w, hr, wr, ck) and in
- * ref_chunk > 0, so the largest shape of a range needs the most.  0 for invalid
- * arguments. */
-TTSR_ST_API size_t ttsr_st_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk);
+/* Planning (plan.h): per image, the patches of every LR and Ref position are
+ * normalised once, then relevance is computed tile by tile, one GEMM per tile
+ * of lr_tile LR x ref_tile Ref positions, whose float32 relevance block fits
+ * workspace_budget bytes (0 = TTSR_ST_DEFAULT_WORKSPACE_BUDGET).  Tiles hold
+ * multiples of 128 positions unless they cover a whole grid; ref_chunk > 0
+ * caps ref_tile (the op's attribute).  Outputs do not depend on the tiling. */
+#define TTSR_ST_DEFAULT_WORKSPACE_BUDGET ((size_t)1 << 30)
+
+/* Tile sizes for these arguments; TTSR_ST_OK or an error code. */
+TTSR_ST_API int ttsr_st_tile_sizes(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
+                                   size_t workspace_budget, int* lr_tile, int* ref_tile);
+/* Device workspace bytes for ttsr_st_enqueue; linear in h*w and hr*wr for a
+ * fixed budget, independent of n, and non-decreasing in every size (h, w, hr,
+ * wr, ck), in ref_chunk > 0 (0 counts as the largest) and in the budget, so the
+ * largest shape of a range needs the most.  0 for invalid arguments. */
+TTSR_ST_API size_t ttsr_st_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
+                                          size_t workspace_budget);
 /* Enqueues the op on cuda_stream (NULL = legacy default stream); all pointers
- * are device pointers.  Returns TTSR_ST_OK or an error code. */
+ * are device pointers, workspace holds ttsr_st_workspace_size bytes for the
+ * same ref_chunk and budget.  Returns TTSR_ST_OK or an error code. */
 TTSR_ST_API int ttsr_st_enqueue(ttsr_st_context* ctx, const ttsr_st_shape* shape, ttsr_st_dtype dtype,
-                                int ref_chunk, const void* q, const void* k, const void* v3,
-                                const void* v2, const void* v1, void* s, void* t3, void* t2,
-                                void* t1, void* workspace, void* cuda_stream);
+                                int ref_chunk, size_t workspace_budget, const void* q, const void* k,
+                                const void* v3, const void* v2, const void* v1, void* s, void* t3,
+                                void* t2, void* t1, void* workspace, void* cuda_stream);
 TTSR_ST_API const char* ttsr_st_status_string(int status);
 
-/* Host twin: same semantics and workspace layout (ttsr_st_workspace_size bytes,
- * host memory), host pointers, synchronous.
- * float16 tensors are IEEE binary16 bit patterns (uint16).  The GEMM runs on
- * $TTSR_ST_CPU_THREADS threads (default: all hardware threads); results do not
- * depend on the thread count. */
+/* Host twin: the same plan (tiles, merge order, tie rule) on host memory with
+ * host pointers, synchronous.  Each tile's relevance comes from the Gram matrix
+ * of the raw pixel features (depth ck), summed over the 9 patch offsets and
+ * divided by the patch norms: the patch GEMM's values up to float32 rounding,
+ * for a ninth of its work.  The float32 Gram block of a tile is the relevance
+ * block plus a halo of one padded grid row and pixel on each side.  workspace holds ttsr_st_cpu_workspace_size bytes
+ * for the same ref_chunk and budget; a budget of 0 means
+ * TTSR_ST_CPU_DEFAULT_WORKSPACE_BUDGET in both.
+ * float16 tensors are IEEE binary16 bit patterns (uint16).  threads: worker
+ * threads, 0 = $TTSR_ST_CPU_THREADS or else every hardware thread; results do
+ * not depend on the thread count, the budget or ref_chunk. */
+#define TTSR_ST_CPU_DEFAULT_WORKSPACE_BUDGET ((size_t)16 << 20)
+TTSR_ST_API size_t ttsr_st_cpu_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype,
+                                              int ref_chunk, size_t workspace_budget);
+/* Seconds the twin spent per stage, added to by each call that is given one:
+ * padded features and patch norms, Gram GEMMs, patch sums + argmax, textures. */
+typedef struct { double prepare_s, gemm_s, argmax_s, transfer_s; } ttsr_st_cpu_stats;
+/* stats may be NULL. */
 TTSR_ST_API int ttsr_st_cpu_run(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
-                                const void* q, const void* k, const void* v3, const void* v2,
-                                const void* v1, void* s, void* t3, void* t2, void* t1,
-                                void* workspace);
+                                size_t workspace_budget, int threads, const void* q, const void* k,
+                                const void* v3, const void* v2, const void* v1, void* s, void* t3,
+                                void* t2, void* t1, void* workspace, ttsr_st_cpu_stats* stats);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ttsr import contract
 from ttsr.atomic import file_sha256
 from ttsr.backends import known_errors
 from ttsr.backends.profiles import ProfileError, Size, make_profile
@@ -94,6 +95,9 @@ def _graph(checkpoint: Path | None, onnx_path: Path | None, seed: int | None, pr
 @click.option("--max-batch", type=click.IntRange(min=1), help="Largest batch (default: --opt-batch, or 1).")
 @click.option("--workspace", type=click.IntRange(min=1), metavar="MIB",
               help="Builder workspace limit in MiB (default: TensorRT's, the GPU's memory).")
+@click.option("--workspace-budget", type=click.IntRange(0, contract.MAX_WORKSPACE_BUDGET_MIB), default=0,
+              metavar="MIB", help="Device memory one relevance tile of the plugin's kernels may take, in MiB "
+                                  "(0: the kernels' default, 1024); larger tiles, larger GEMMs. Recorded in the sidecar.")
 @click.option("--timing-cache", type=click.Path(path_type=Path),
               help="Timing cache file: read if it exists, updated after the build (speeds up rebuilds).")
 @click.option("--opt-level", type=click.IntRange(0, 5),
@@ -107,7 +111,8 @@ def build_engine_command(checkpoint: Path | None, onnx_path: Path | None, seed: 
                          precision: str, weak_fp16: bool, min_lr: Size | None, opt_lr: Size | None,
                          max_lr: Size | None, min_ref: Size | None, opt_ref: Size | None,
                          max_ref: Size | None, min_batch: int | None, opt_batch: int | None,
-                         max_batch: int | None, workspace: int | None, timing_cache: Path | None,
+                         max_batch: int | None, workspace: int | None, workspace_budget: int,
+                         timing_cache: Path | None,
                          opt_level: int | None, hardware_compat: str, plugin: Path | None) -> None:
     """Build a TensorRT engine of TTSR for the GPU at hand (or a hardware-compatibility level)."""
     sources = [s for s in (checkpoint, onnx_path) if s is not None]
@@ -137,7 +142,8 @@ def build_engine_command(checkpoint: Path | None, onnx_path: Path | None, seed: 
         graph, digest = _graph(checkpoint, onnx_path, seed, precision, weak_fp16, Path(workdir))
         options = BuildOptions(
             onnx_path=graph, output=output, profiles=[profile], plugin_library=plugin_path,
-            precision=precision, workspace_mib=workspace, timing_cache=timing_cache,
+            precision=precision, workspace_mib=workspace, workspace_budget_mib=workspace_budget,
+            timing_cache=timing_cache,
             optimization_level=opt_level, hardware_compatibility=hardware_compat, weak_fp16=weak_fp16,
             checkpoint_sha256=digest,
             extra={"source": str(checkpoint or onnx_path or f"seed {seed}")})

@@ -13,7 +13,7 @@ import ctypes
 import functools
 import os
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -23,10 +23,17 @@ CPU_LIBRARY = "libttsr_st_cpu.so"
 CUDA_LIBRARY = "libttsr_st_cuda.so"
 PLUGIN_LIBRARY = "libttsr_trt_plugin.so"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
+# ttsr_st_api.h: the budget (bytes of one tile's relevance block) a budget of 0 stands for.
+DEVICE_DEFAULT_BUDGET = 1 << 30
+CPU_DEFAULT_BUDGET = 16 << 20
+# ttsr_st_cuda_api.h: TTSR_ST_RELEVANCE_AUTO, _GEMM, _FUSED, in code order.
+RELEVANCE_PATHS = ("auto", "gemm", "fused")
 _DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
 _STATUS_SHAPE = 1
 _INT = ctypes.c_int
+_SIZE = ctypes.c_size_t
 _POINTER = ctypes.c_void_p
+_INT_P = ctypes.POINTER(ctypes.c_int)
 _CPU_FIX = (f"run `bash scripts/setup.sh` (or `cmake -S . -B build && cmake --build build`), "
             f"or point TTSR_PLUGIN_DIR at the folder that holds {CPU_LIBRARY}")
 _CUDA_FIX = ("build it with `cmake -S . -B build && cmake --build build --target ttsr_st_cuda` "
@@ -53,6 +60,15 @@ class _Shape(ctypes.Structure):
 _SHAPE_P = ctypes.POINTER(_Shape)
 
 
+# The host twin's stages, timed per call: padded features and patch norms, Gram GEMMs,
+# patch sums + argmax, texture transfer.
+TWIN_STAGES = ("prepare", "gemm", "argmax", "transfer")
+
+
+class _CpuStats(ctypes.Structure):
+    _fields_ = [(f"{stage}_s", ctypes.c_double) for stage in TWIN_STAGES]
+
+
 def library_dir() -> Path:
     """Where the native libraries are: ``$TTSR_PLUGIN_DIR`` or ``<repo>/build``."""
     return Path(os.environ.get("TTSR_PLUGIN_DIR") or _REPO_ROOT / "build")
@@ -76,8 +92,8 @@ def _open(path: Path, fix: str) -> ctypes.CDLL:
         lib = ctypes.CDLL(str(path))
     except OSError as exc:
         raise NativeLibraryError(f"cannot load {path} ({exc}): {fix}") from exc
-    _declare(lib, "ttsr_st_chunk_size", [_SHAPE_P, _INT, _INT], _INT)
-    _declare(lib, "ttsr_st_workspace_size", [_SHAPE_P, _INT, _INT], ctypes.c_size_t)
+    _declare(lib, "ttsr_st_tile_sizes", [_SHAPE_P, _INT, _INT, _SIZE, _INT_P, _INT_P], _INT)
+    _declare(lib, "ttsr_st_workspace_size", [_SHAPE_P, _INT, _INT, _SIZE], _SIZE)
     _declare(lib, "ttsr_st_status_string", [_INT], ctypes.c_char_p)
     return lib
 
@@ -85,8 +101,10 @@ def _open(path: Path, fix: str) -> ctypes.CDLL:
 @functools.lru_cache(maxsize=None)
 def _load_cpu(path: Path) -> ctypes.CDLL:
     lib = _open(path, _CPU_FIX)
-    # 5 inputs, 4 outputs, workspace
-    _declare(lib, "ttsr_st_cpu_run", [_SHAPE_P, _INT, _INT, *[_POINTER] * 10], _INT)
+    _declare(lib, "ttsr_st_cpu_workspace_size", [_SHAPE_P, _INT, _INT, _SIZE], _SIZE)
+    # shape, dtype, ref_chunk, budget, threads, then 5 inputs, 4 outputs, workspace, stats
+    _declare(lib, "ttsr_st_cpu_run", [_SHAPE_P, _INT, _INT, _SIZE, _INT, *[_POINTER] * 10,
+                                      ctypes.POINTER(_CpuStats)], _INT)
     return lib
 
 
@@ -95,8 +113,10 @@ def _load_cuda(path: Path) -> ctypes.CDLL:
     lib = _open(path, _CUDA_FIX)
     _declare(lib, "ttsr_st_context_create", [ctypes.POINTER(_POINTER)], _INT)
     _declare(lib, "ttsr_st_context_destroy", [_POINTER], None)
-    # context, shape, dtype, ref_chunk, then 5 inputs, 4 outputs, workspace, stream
-    _declare(lib, "ttsr_st_enqueue", [_POINTER, _SHAPE_P, _INT, _INT, *[_POINTER] * 11], _INT)
+    _declare(lib, "ttsr_st_context_set_relevance", [_POINTER, _INT], _INT)
+    _declare(lib, "ttsr_st_context_relevance", [_POINTER, _SHAPE_P, _INT], _INT)
+    # context, shape, dtype, ref_chunk, budget, then 5 inputs, 4 outputs, workspace, stream
+    _declare(lib, "ttsr_st_enqueue", [_POINTER, _SHAPE_P, _INT, _INT, _SIZE, *[_POINTER] * 11], _INT)
     return lib
 
 
@@ -124,6 +144,13 @@ def _check_ref_chunk(ref_chunk: int) -> int:
     return int(ref_chunk)
 
 
+def _check_budget(budget: int) -> int:
+    if int(budget) != budget or budget < 0:
+        raise ValueError(f"{OP_TYPE}: the workspace budget must be an integer number of bytes >= 0 "
+                         f"(0 = the library's default), got {budget!r}")
+    return int(budget)
+
+
 def _unsupported(shapes: Shapes) -> ValueError:
     return ValueError(f"{OP_TYPE}: sizes {shapes} are not supported (see ttsr/plugin/native.py)")
 
@@ -134,40 +161,64 @@ def _check_status(lib: ctypes.CDLL, status: int, what: str) -> None:
         raise error(f"{what}: {lib.ttsr_st_status_string(status).decode()}")
 
 
-def _chunk_size(lib: ctypes.CDLL, shapes: Shapes, dtype: np.dtype | type, ref_chunk: int) -> int:
+def _tile_sizes(lib: ctypes.CDLL, shapes: Shapes, dtype: np.dtype | type, ref_chunk: int,
+                budget: int) -> tuple[int, int]:
     shape = _Shape.of(shapes)
-    chunk = lib.ttsr_st_chunk_size(ctypes.byref(shape), _dtype_code(dtype), _check_ref_chunk(ref_chunk))
-    if chunk <= 0:
+    lr_tile, ref_tile = ctypes.c_int(), ctypes.c_int()
+    status = lib.ttsr_st_tile_sizes(ctypes.byref(shape), _dtype_code(dtype), _check_ref_chunk(ref_chunk),
+                                    _check_budget(budget), ctypes.byref(lr_tile), ctypes.byref(ref_tile))
+    if status != 0:
         raise _unsupported(shapes)
-    return int(chunk)
+    return lr_tile.value, ref_tile.value
 
 
-def _workspace_size(lib: ctypes.CDLL, shapes: Shapes, dtype: np.dtype | type, ref_chunk: int) -> int:
+def _workspace_size(function: Callable[..., int], shapes: Shapes, dtype: np.dtype | type, ref_chunk: int,
+                    budget: int) -> int:
     shape = _Shape.of(shapes)
-    size = lib.ttsr_st_workspace_size(ctypes.byref(shape), _dtype_code(dtype), _check_ref_chunk(ref_chunk))
+    size = function(ctypes.byref(shape), _dtype_code(dtype), _check_ref_chunk(ref_chunk), _check_budget(budget))
     if size == 0:
         raise _unsupported(shapes)
     return int(size)
 
 
-def chunk_size(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0) -> int:
-    """Ref positions scored per pass (the same number the CUDA kernels use)."""
-    return _chunk_size(cpu_library(), shapes, dtype, ref_chunk)
+def tile_sizes(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
+               budget: int = 0) -> tuple[int, int]:
+    """(LR, Ref) positions per relevance GEMM for a relevance block of at most ``budget`` bytes
+    (0: the device default, 1 GiB); the host twin and the CUDA kernels tile alike."""
+    return _tile_sizes(cpu_library(), shapes, dtype, ref_chunk, budget)
 
 
-def workspace_size(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0) -> int:
-    """Workspace bytes of one call (host twin and CUDA kernels alike); independent of the batch."""
-    return _workspace_size(cpu_library(), shapes, dtype, ref_chunk)
+def chunk_size(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
+               budget: int = 0) -> int:
+    """Ref positions per relevance GEMM (the same number the CUDA kernels use)."""
+    return tile_sizes(shapes, dtype, ref_chunk, budget)[1]
+
+
+def workspace_size(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
+                   budget: int = 0) -> int:
+    """Device workspace bytes of one call of the CUDA kernels; independent of the batch."""
+    return _workspace_size(cpu_library().ttsr_st_workspace_size, shapes, dtype, ref_chunk, budget)
+
+
+def cpu_workspace_size(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
+                       budget: int = 0) -> int:
+    """Host workspace bytes of one call of the host twin (0 budget: the twin's default)."""
+    return _workspace_size(cpu_library().ttsr_st_cpu_workspace_size, shapes, dtype, ref_chunk, budget)
 
 
 def search_transfer_cpu(q: np.ndarray, k: np.ndarray, v3: np.ndarray, v2: np.ndarray,
-                        v1: np.ndarray, ref_chunk: int = 0
+                        v1: np.ndarray, ref_chunk: int = 0, budget: int = 0, threads: int = 0,
+                        stage_seconds: dict[str, float] | None = None
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Run the op on the host twin: ``(s, t3, t2, t1)``, in the inputs' dtype (float32 or float16).
 
-    Its GEMM uses ``$TTSR_ST_CPU_THREADS`` threads (default: every hardware thread);
-    the results do not depend on the thread count.
+    ``budget``: bytes of one tile's relevance block (0: the twin's default, sized for CPU caches).
+    ``threads``: worker threads (0: ``$TTSR_ST_CPU_THREADS``, else every hardware thread).
+    The results do not depend on ``ref_chunk``, ``budget`` or ``threads``.
+    ``stage_seconds``: if given, each stage's time (:data:`TWIN_STAGES`) is added to it.
     """
+    if int(threads) != threads or threads < 0:
+        raise ValueError(f"{OP_TYPE}: threads must be an integer >= 0 (0 = default), got {threads!r}")
     inputs = [np.ascontiguousarray(a) for a in (q, k, v3, v2, v1)]
     dtypes = {a.dtype for a in inputs}
     if len(dtypes) != 1:
@@ -179,15 +230,18 @@ def search_transfer_cpu(q: np.ndarray, k: np.ndarray, v3: np.ndarray, v2: np.nda
         if a.ndim != 4:
             raise ValueError(f"{OP_TYPE}: input {name!r} must be 4-D NCHW, got shape {a.shape}")
     shapes = Shapes.from_inputs(*inputs)
-    ref_chunk = _check_ref_chunk(ref_chunk)
     lib = cpu_library()
-    workspace = np.empty(_workspace_size(lib, shapes, dtype, ref_chunk), dtype=np.uint8)
+    workspace = np.empty(cpu_workspace_size(shapes, dtype, ref_chunk, budget), dtype=np.uint8)
     shape = _Shape.of(shapes)
     outputs = tuple(np.empty(s, dtype=dtype) for s in shapes.outputs())
-    status = lib.ttsr_st_cpu_run(ctypes.byref(shape), code, ref_chunk,
+    stats = _CpuStats()
+    status = lib.ttsr_st_cpu_run(ctypes.byref(shape), code, int(ref_chunk), int(budget), int(threads),
                                  *(a.ctypes.data for a in inputs),
-                                 *(o.ctypes.data for o in outputs), workspace.ctypes.data)
+                                 *(o.ctypes.data for o in outputs), workspace.ctypes.data, ctypes.byref(stats))
     _check_status(lib, status, f"{OP_TYPE} host twin failed")
+    if stage_seconds is not None:
+        for stage in TWIN_STAGES:
+            stage_seconds[stage] = stage_seconds.get(stage, 0.0) + getattr(stats, f"{stage}_s")
     return outputs  # type: ignore[return-value]
 
 
@@ -198,17 +252,37 @@ class CudaSearchTransfer:
     Owns one cuBLAS context, created on first :meth:`enqueue` (or :meth:`open`), which
     needs a GPU; planning (:meth:`chunk_size`, :meth:`workspace_size`) does not.
     One instance per thread that enqueues.
+
+    ``relevance`` picks how FP16 relevance is scored (ttsr_st_cuda_api.h): ``"gemm"`` (cuBLASLt
+    GEMM per tile, then an argmax pass; always the FP32 path), ``"fused"`` (one tensor-core
+    kernel that keeps the argmax in registers), or ``"auto"`` (the library's rule per GPU and size).
     """
 
-    def __init__(self, library: Path | None = None):
+    def __init__(self, library: Path | None = None, relevance: str = "auto"):
+        if relevance not in RELEVANCE_PATHS:
+            raise ValueError(f"{OP_TYPE}: relevance must be one of {', '.join(RELEVANCE_PATHS)}, "
+                             f"got {relevance!r}")
         self._lib = cuda_library(library)
         self._context = ctypes.c_void_p()
+        self._relevance = RELEVANCE_PATHS.index(relevance)
 
     def open(self) -> None:
         """Creates the cuBLAS context; :class:`NativeOpError` without a usable GPU."""
         if not self._context:
             status = self._lib.ttsr_st_context_create(ctypes.byref(self._context))
             _check_status(self._lib, status, "ttsr_st_context_create")
+            status = self._lib.ttsr_st_context_set_relevance(self._context, self._relevance)
+            _check_status(self._lib, status, "ttsr_st_context_set_relevance")
+
+    def relevance_path(self, shapes: Shapes, dtype: np.dtype | type) -> str:
+        """``"gemm"`` or ``"fused"``: the path :meth:`enqueue` takes for these sizes on this GPU
+        (opens the context, so it needs a GPU)."""
+        self.open()
+        shape = _Shape.of(shapes)
+        code = self._lib.ttsr_st_context_relevance(self._context, ctypes.byref(shape), _dtype_code(dtype))
+        if code == 0:
+            raise _unsupported(shapes)
+        return RELEVANCE_PATHS[code]
 
     def close(self) -> None:
         if self._context:
@@ -221,24 +295,33 @@ class CudaSearchTransfer:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def chunk_size(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0) -> int:
-        """Ref positions scored per pass."""
-        return _chunk_size(self._lib, shapes, dtype, ref_chunk)
+    def tile_sizes(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
+                   budget: int = 0) -> tuple[int, int]:
+        """(LR, Ref) positions per relevance GEMM."""
+        return _tile_sizes(self._lib, shapes, dtype, ref_chunk, budget)
 
-    def workspace_size(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0) -> int:
-        """Device workspace bytes for :meth:`enqueue`."""
-        return _workspace_size(self._lib, shapes, dtype, ref_chunk)
+    def chunk_size(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
+                   budget: int = 0) -> int:
+        """Ref positions per relevance GEMM."""
+        return self.tile_sizes(shapes, dtype, ref_chunk, budget)[1]
+
+    def workspace_size(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
+                       budget: int = 0) -> int:
+        """Device workspace bytes for :meth:`enqueue` with the same ``ref_chunk`` and ``budget``."""
+        return _workspace_size(self._lib.ttsr_st_workspace_size, shapes, dtype, ref_chunk, budget)
 
     def enqueue(self, shapes: Shapes, dtype: np.dtype | type, ref_chunk: int, inputs: Sequence[int],
-                outputs: Sequence[int], workspace: int, stream: int = 0) -> None:
+                outputs: Sequence[int], workspace: int, stream: int = 0, budget: int = 0) -> None:
         """Enqueues the op on ``stream`` (0: the legacy default stream): ``inputs`` are the device
         addresses of q, k, v3, v2, v1, ``outputs`` those of s, t3, t2, t1, ``workspace`` holds
-        :meth:`workspace_size` bytes. ValueError for unsupported sizes, NativeOpError on failure."""
+        :meth:`workspace_size` bytes (for the same ``budget``: bytes of one tile's relevance block, 0 = 1 GiB).
+        ValueError for unsupported sizes, NativeOpError on failure."""
         if len(inputs) != 5 or len(outputs) != 4:
             raise ValueError(f"{OP_TYPE}: enqueue takes 5 input and 4 output addresses, "
                              f"got {len(inputs)} and {len(outputs)}")
         self.open()
         shape = _Shape.of(shapes)
         status = self._lib.ttsr_st_enqueue(self._context, ctypes.byref(shape), _dtype_code(dtype),
-                                           _check_ref_chunk(ref_chunk), *inputs, *outputs, workspace, stream)
+                                           _check_ref_chunk(ref_chunk), _check_budget(budget), *inputs, *outputs,
+                                           workspace, stream)
         _check_status(self._lib, status, "ttsr_st_enqueue")

@@ -13,6 +13,7 @@ and which builds engines on a machine without a GPU.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,7 +39,7 @@ PRECISIONS = ("fp16", "fp32")
 FEATURE_CHANNELS = (256, 256, 128, 64)  # ck, c3, c2, c1 of the plugin inputs: TTSR's LTE levels
 
 
-def plugin_memory(profile: Profile, precision: str) -> PluginMemory:
+def plugin_memory(profile: Profile, precision: str, budget_mib: int = 0) -> PluginMemory:
     """The plugin's workspace for ``profile`` and its Ref chunk at the profile's largest shape.
 
     Computed as the plugin's getWorkspaceSize does it, at the profile's largest shape (the
@@ -54,11 +55,30 @@ def plugin_memory(profile: Profile, precision: str) -> PluginMemory:
 
     largest = Shapes(profile.batch_max, ck, *profile.lr_max, hr, wr, c3, c2, c1)
     try:
-        workspace = workspace_size(largest, dtype, ref_chunk)
-        chunk = chunk_size(largest, dtype, ref_chunk)
+        workspace = workspace_size(largest, dtype, ref_chunk, budget=budget_mib << 20)
+        chunk = chunk_size(largest, dtype, ref_chunk, budget=budget_mib << 20)
     except ValueError as exc:
         raise BuildError(f"profile {profile.describe()}: {exc}; use a smaller profile") from None
-    return PluginMemory(workspace, chunk, hr * wr)
+    return PluginMemory(workspace, chunk, hr * wr, budget_mib)
+
+
+def with_workspace_budget(onnx_path: Path, budget_mib: int, workdir: str | Path) -> Path:
+    """``onnx_path`` for budget 0 (the plugin's default), else a copy in ``workdir`` whose plugin nodes
+    carry the plugin field ``contract.WORKSPACE_BUDGET_FIELD``, which the ONNX parser hands to the plugin."""
+    if budget_mib == 0:
+        return onnx_path
+    import onnx
+
+    model = onnx.load(onnx_path)
+    for node in model.graph.node:
+        if node.op_type == contract.OP_TYPE and node.domain == contract.DOMAIN:
+            kept = [a for a in node.attribute if a.name != contract.WORKSPACE_BUDGET_FIELD]
+            del node.attribute[:]
+            node.attribute.extend(kept)
+            node.attribute.append(onnx.helper.make_attribute(contract.WORKSPACE_BUDGET_FIELD, budget_mib))
+    budgeted = Path(workdir) / f"{onnx_path.stem}.budget.onnx"
+    onnx.save(model, budgeted)
+    return budgeted
 
 
 @dataclass
@@ -69,6 +89,7 @@ class BuildOptions:
     plugin_library: Path
     precision: str = "fp16"
     workspace_mib: int | None = None
+    workspace_budget_mib: int = 0  # the plugin's contract.WORKSPACE_BUDGET_FIELD; 0 = the kernels' default
     timing_cache: Path | None = None
     optimization_level: int | None = None
     hardware_compatibility: str = "none"
@@ -171,7 +192,8 @@ def build_engine(options: BuildOptions) -> EngineSidecar:
     check_hardware_compat(options.hardware_compatibility, gpu)
     # The plugin logs its workspace at INFO, which the WARNING logger drops: compute it here.
     try:
-        memory = [plugin_memory(profile, options.precision) for profile in options.profiles]
+        memory = [plugin_memory(profile, options.precision, options.workspace_budget_mib)
+                  for profile in options.profiles]
     except NativeLibraryError:
         memory = []
     logger = trt.Logger(trt.Logger.WARNING)
@@ -179,7 +201,9 @@ def build_engine(options: BuildOptions) -> EngineSidecar:
     load_plugin_library(builder.get_plugin_registry(), options.plugin_library)
 
     network = builder.create_network(network_flags(trt, options.weak_fp16))
-    parser = parse_onnx(trt, network, logger, options.onnx_path)
+    with tempfile.TemporaryDirectory(prefix="ttsr-budget-") as workdir:
+        graph = with_workspace_budget(options.onnx_path, options.workspace_budget_mib, workdir)
+        parser = parse_onnx(trt, network, logger, graph)
     config, cache = create_config(trt, builder, options)
     for profile in options.profiles:
         add_profile(trt, builder, config, profile.shapes())

@@ -46,10 +46,12 @@ class PluginMemory:
     workspace_bytes: int
     ref_chunk: int
     ref_positions: int
+    workspace_budget_mib: int = 0  # the plugin field: MiB per relevance tile, 0 = the kernels' default
 
     def describe(self) -> str:
-        return (f"workspace {self.workspace_bytes / 2**20:.1f} MiB; at the largest shape the kernels score "
-                f"{self.ref_chunk} of {self.ref_positions} Ref positions per pass")
+        budget = f"{self.workspace_budget_mib} MiB" if self.workspace_budget_mib else "default"
+        return (f"workspace {self.workspace_bytes / 2**20:.1f} MiB (tile budget {budget}); at the largest "
+                f"shape the kernels score {self.ref_chunk} of {self.ref_positions} Ref positions per pass")
 
 
 @dataclass
