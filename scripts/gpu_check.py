@@ -4,9 +4,11 @@ Run through ``bash scripts/gpu_check.sh`` (which builds ``libttsr_st_cuda.so``) 
 an NVIDIA GPU and a CUDA build of PyTorch; TensorRT is not needed.  In order:
 
 1. accuracy of the kernels against the PyTorch reference block (bars: FP32 max abs error <= 1e-5,
-   FP16 argmax agreement >= 95 %, FP16 texture PSNR >= 40 dB), each case at several Ref chunk caps;
+   FP16 argmax agreement >= 95 %, FP16 texture PSNR >= 40 dB), each case at several Ref chunk caps,
+   on each FP16 relevance path (gemm, fused: the library's auto rule picks one per shape and GPU);
 2. compute-sanitizer memcheck of the kernels on small odd shapes (where compute-sanitizer exists);
-3. block benchmark: PyTorch block FP32 / FP16 and kernels FP32 / FP16, latency and peak memory;
+3. block benchmark: PyTorch block FP32 / FP16 and kernels FP32 / FP16 (auto, gemm, fused), latency
+   and peak memory;
 4. per-kernel time breakdown of one call (torch.profiler) at one size, kernels and PyTorch block;
 5. whole model: TTSR with the kernels swapped in vs the PyTorch block, eager and CUDA-graph replay,
    FP32 and FP16, LR 40/80/120/160 with Ref 4x (bar: SR PSNR >= 40 dB against the PyTorch FP32 model);
@@ -17,12 +19,14 @@ Exit status 1 when a bar is missed (accuracy, memcheck errors, whole-model outpu
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import click
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -32,6 +36,7 @@ from ttsr.errors import first_line  # noqa: E402
 from ttsr.plugin import native  # noqa: E402
 
 PRECISIONS = {"fp32": False, "fp16": True}  # --profile-precision -> half
+RELEVANCE_PATHS = ("gemm", "fused")  # the FP16 paths the accuracy checks force, one after the other
 
 
 def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
@@ -116,6 +121,7 @@ def main(library: Path, sizes: list[int], model_sizes: list[int], profile_size: 
     torch.backends.cudnn.allow_tf32 = False
     try:
         kernels = TorchKernels(open_cuda_kernels(library))
+        forced = {path: TorchKernels(open_cuda_kernels(library, relevance=path)) for path in RELEVANCE_PATHS}
     except (native.NativeLibraryError, native.NativeOpError) as exc:
         raise click.ClickException(str(exc)) from exc
     properties = torch.cuda.get_device_properties(torch.cuda.current_device())
@@ -131,10 +137,13 @@ def main(library: Path, sizes: list[int], model_sizes: list[int], profile_size: 
     try:
         if run_accuracy:
             ref_chunks = accuracy.REF_CHUNKS if ref_chunk in accuracy.REF_CHUNKS else (*accuracy.REF_CHUNKS, ref_chunk)
-            results, missed = sections.run("Accuracy (kernels vs PyTorch reference block)",
-                                           lambda: accuracy.accuracy_report(kernels, seed, ref_chunks))
-            failures += missed
-            report["accuracy"] = [r.to_dict() for r in results]
+            report["accuracy"] = []
+            for path, path_kernels in forced.items():
+                results, missed = sections.run(
+                    f"Accuracy (kernels vs PyTorch reference block), FP16 relevance path {path}",
+                    functools.partial(accuracy.accuracy_report, path_kernels, seed, ref_chunks, relevance=path))
+                failures += missed
+                report["accuracy"] += [r.to_dict() for r in results]
         if run_memcheck:
             def check_memory() -> memcheck.MemcheckResult:
                 result = memcheck.run_memcheck(library, memcheck_timeout)
@@ -149,9 +158,10 @@ def main(library: Path, sizes: list[int], model_sizes: list[int], profile_size: 
             report["memcheck"] = checked.to_dict()
         if sizes:
             def run_block() -> block.BlockBenchmark:
-                measures = block.measures_on_gpu(kernels, cell_seconds, seed, ref_chunk)
-                result = block.benchmark_block(sizes, measures, repeats, max_seconds, largest,
-                                               gpu["memory_mib"])
+                measures = block.measures_on_gpu(kernels, cell_seconds, seed, ref_chunk, forced)
+                result = block.benchmark_block(
+                    sizes, measures, repeats, max_seconds, largest, gpu["memory_mib"],
+                    auto_path=lambda side: kernels.relevance_path(block.square_shapes(side), np.float16))
                 click.echo(result.table())
                 click.echo("Peak = torch.cuda.max_memory_allocated with inputs, outputs and (kernels) workspace; "
                            "batch 1; TTSR channels 256/256/128/64; PyTorch FP32 with TF32 off.")
@@ -199,7 +209,8 @@ def main(library: Path, sizes: list[int], model_sizes: list[int], profile_size: 
         failures.append(f"gpu_check stopped by {type(exc).__name__}: {first_line(exc)}")
         raise
     finally:
-        kernels.close()
+        for opened in (kernels, *forced.values()):
+            opened.close()
         report["seconds"] = {**sections.seconds, "total": round(time.perf_counter() - started, 1)}
         click.echo(f"\nChecks took {report['seconds']['total']:.1f} s (after the build)")
         report["failures"] = failures

@@ -45,5 +45,8 @@ class TwinOp:
         for address, result in zip(outputs, results):
             np.copyto(_array(address, result.shape, dtype), result)
 
+    def relevance_path(self, shapes, dtype):
+        return "twin"
+
     def close(self):
         self.closed = True

@@ -20,6 +20,7 @@ from ttsr.bench.features import Case, make_inputs, model_inputs
 from ttsr.bench.tables import markdown_table
 from ttsr.bench.timing import Measurement
 from ttsr.bench.whole_model import WholeModelBenchmark
+from ttsr.contract import Shapes
 from ttsr.plugin import native
 from ttsr.plugin.torch_kernels import TorchKernels
 
@@ -132,7 +133,8 @@ def test_accuracy_pipeline_on_the_host_twin(capsys):
     table = [line for line in lines if line.startswith("|")]
     assert len(table) == 2 + len(cases) * len(accuracy.REF_CHUNKS)
     # Case(1, 12, 30, 9, 5): 45 Ref positions in one pass, in 45 and in 7 (6 full + 3)
-    assert [row.split(" | ")[1:3] for row in table[2:5]] == [["0", "45 / 45"], ["1", "1 / 45"], ["7", "7 / 45"]]
+    assert [row.split(" | ")[1:4] for row in table[2:5]] == [["0", "auto", "45 / 45"], ["1", "auto", "1 / 45"],
+                                                             ["7", "auto", "7 / 45"]]
     assert "PASSED: all 9 accuracy checks" in lines
     assert results[0].to_dict()["fp32_max_abs"].keys() == {"s", "t3", "t2", "t1"}
 
@@ -143,8 +145,6 @@ def test_accuracy_pipeline_on_the_host_twin(capsys):
 
 
 def test_accuracy_cases_run_the_cross_chunk_merge():
-    from ttsr.contract import Shapes
-
     def chunk(case, ref_chunk):
         shapes = Shapes(case.n, case.channels[0], case.h, case.w, case.hr, case.wr, *case.channels[1:])
         return native.chunk_size(shapes, np.float32, ref_chunk)
@@ -234,11 +234,12 @@ def test_block_benchmark_rows_columns_largest_sizes_and_notes():
     lines = result.table().splitlines()
     assert lines[0] == ("| LR (=Ref) | PyTorch block FP32 ms | PyTorch block FP32 peak MiB | PyTorch block FP16 ms | "
                         "PyTorch block FP16 peak MiB | kernels FP32 ms | kernels FP32 peak MiB | kernels FP16 ms | "
-                        "kernels FP16 peak MiB | workspace MiB (FP32/FP16) |")
+                        "kernels FP16 peak MiB | FP16 auto path | workspace MiB (FP32/FP16) |")
     # 40, 80, 120, the reference's largest (152: 192 does not fit), the kernels' largest by time
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| 40x40", "| 80x80", "| 120x120", "| 152x152",
                                                              "| 192x192"]
     assert lines[-1].startswith("| 192x192 | OOM | - | OOM | - | 1358.95 | 368.64 |")
+    assert lines[2].endswith("| - | 0.5 / 0.5 |")  # no auto path asked for
     assert result.notes[0] == "PyTorch block FP32: largest LR measured 152x152 (OOM at 192x192)"
     # 1e-6 * 192**4 ms = 1.36 s; 240 would take 1e-6 * 240**4 / 1000 = 3.3 s > 2 s
     assert result.notes[1].startswith("kernels FP32: largest LR measured 192x192 (stopped by time: 240x240 would")
@@ -379,6 +380,21 @@ def test_run_memcheck_timeout_ends_the_child_and_skip_without_sanitizer(tmp_path
     assert skipped.line() == "memcheck skipped: compute-sanitizer not found (PATH, next to nvcc, /usr/local/cuda)"
 
 
+def test_memcheck_child_runs_every_case_on_each_relevance_path(monkeypatch, capsys):
+    opened = []
+
+    def open_twin(library, device=None, relevance="auto"):
+        opened.append((library, relevance, TwinOp()))
+        return opened[-1][2]
+
+    monkeypatch.setattr(memcheck, "open_cuda_kernels", open_twin)
+    monkeypatch.setattr(memcheck, "run_cases", lambda kernels: len(memcheck.CASES))
+    assert memcheck.main(["--library", "lib.so"]) == 0
+    assert [(str(lib), path) for lib, path, _ in opened] == [("lib.so", "gemm"), ("lib.so", "fused")]
+    assert all(op.closed for _, _, op in opened)
+    assert capsys.readouterr().out == memcheck.DONE.format(2 * len(memcheck.CASES)) + "\n"
+
+
 def test_memcheck_cases_run_on_the_twin():
     op = TwinOp()
     calls = memcheck.run_cases(TorchKernels(op), device="cpu")
@@ -390,3 +406,32 @@ def test_memcheck_cases_run_on_the_twin():
 def test_memcheck_child_usage():
     assert memcheck.main([]) == 2
     assert memcheck.DONE.format(3) == "memcheck child: ran 3 kernel calls"
+
+
+def test_block_table_shows_the_fp16_paths_and_the_auto_choice():
+    calls = []
+
+    def fake(key, ms):
+        def measure(side, timed_calls):
+            calls.append((key, side))
+            return Measurement(ms * side, 1.0, 0.25)
+        return measure
+
+    measures = {key: fake(key, ms) for key, ms in (("ref32", 1.0), ("ref16", 0.5), ("k32", 0.9), ("k16", 0.2),
+                                                   ("k16-gemm", 0.2), ("k16-fused", 0.3))}
+    result = block.benchmark_block([40], measures, repeats=3, max_seconds=1.0, largest=False, capacity_mib=1024.0,
+                                   auto_path=lambda side: "gemm")
+    header, _, row = result.table().splitlines()
+    assert header.endswith("| kernels FP16 gemm ms | kernels FP16 gemm peak MiB | kernels FP16 fused ms | "
+                           "kernels FP16 fused peak MiB | FP16 auto path | workspace MiB (FP32/FP16) |")
+    assert row == "| 40x40 | 40.00 | 1.00 | 20.00 | 1.00 | 36.00 | 1.00 | 8.00 | 1.00 | 8.00 | 1.00 | 12.00 | 1.00 " \
+                  "| gemm | 0.2 / 0.2 |"
+    assert result.to_dict()["fp16_auto_paths"] == {"40": "gemm"}
+
+
+def test_measures_on_gpu_adds_a_column_per_forced_path():
+    kernels = TorchKernels(TwinOp())
+    measures = block.measures_on_gpu(kernels, 1.0, 0, 0, {"gemm": kernels, "fused": kernels})
+    assert list(measures) == list(block.COLUMNS)
+    assert block.square_shapes(24) == Shapes(
+        1, 256, 24, 24, 24, 24, 256, 128, 64)

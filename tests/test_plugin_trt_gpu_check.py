@@ -88,7 +88,7 @@ def _pretend_gpu(monkeypatch, gpu_check, kernels_class, tmp_path):
     """main on a pretend GPU: the twin (or a wrong stand-in) as kernels, everything on the CPU."""
     ops = []
 
-    def open_twin(library):
+    def open_twin(library, device=None, relevance="auto"):
         ops.append(TwinOp())
         return ops[-1]
 
@@ -100,8 +100,8 @@ def _pretend_gpu(monkeypatch, gpu_check, kernels_class, tmp_path):
     monkeypatch.setattr(torch_kernels, "open_cuda_kernels", open_twin)
     monkeypatch.setattr(torch_kernels, "TorchKernels", kernels_class)
     report = accuracy.accuracy_report
-    monkeypatch.setattr(accuracy, "accuracy_report", lambda k, seed, ref_chunks: report(
-        k, seed, ref_chunks, cases=[accuracy.ACCURACY_CASES[2]], device="cpu"))
+    monkeypatch.setattr(accuracy, "accuracy_report", lambda k, seed, ref_chunks, relevance: report(
+        k, seed, ref_chunks, cases=[accuracy.ACCURACY_CASES[2]], device="cpu", relevance=relevance))
     monkeypatch.setattr(whole_model, "benchmark_model", functools.partial(
         whole_model.benchmark_model, device="cpu", timer=lambda fn, repeats, budget: (fn(), 1.5)[1],
         capture=lambda fn: (lambda: None, fn()), precisions=("FP32",)))  # FP16 convolutions crawl on a CPU
@@ -120,23 +120,30 @@ def test_exit_status_and_json_follow_the_bars(gpu_check, monkeypatch, tmp_path, 
     assert result.exit_code == exit_code, result.output
     lines = result.output.splitlines()
     assert "GPU: pretend GPU (132 SMs)" in lines[0]
-    assert sum(line.startswith("| N=1 LR 12x30 Ref 9x5") for line in lines) == 4  # ref_chunk 0, 1, 7 and 3
+    # ref_chunk 0, 1, 7 and 3, on each FP16 relevance path
+    rows = [line.split(" | ")[1:3] for line in lines if line.startswith("| N=1 LR 12x30 Ref 9x5")]
+    assert rows == [[chunk, path] for path in ("gemm", "fused") for chunk in ("0", "1", "7", "3")]
     report = json.loads(report_path.read_text())
     assert report["gpu"]["name"] == "pretend GPU" and report["ref_chunk"] == 3
-    assert len(report["accuracy"]) == 4
-    assert ops and all(op.closed for op in ops)
+    assert len(report["accuracy"]) == 8 and report["accuracy"][4]["relevance"] == "fused"
+    assert len(ops) == 3 and all(op.closed for op in ops)  # auto, gemm, fused
     assert report["passed"] is (exit_code == 0)
     if exit_code:
-        assert len(report["failures"]) == 1 and "ref_chunk=7: FP32 max abs error > 1e-05" in report["failures"][0]
-        assert "Error: 1 check(s) missed their bar (listed above)" in lines
+        assert len(report["failures"]) == 2
+        for line, path in zip(report["failures"], ("gemm", "fused")):
+            assert line.startswith(f"N=1 LR 12x30 Ref 9x5 C=256,256,128,64 ref_chunk=7 relevance={path}: "
+                                   "FP32 max abs error > 1e-05")
+        assert "Error: 2 check(s) missed their bar (listed above)" in lines
     else:
         assert report["failures"] == []
         assert "PASSED: every bar met" in lines
         assert "| 4 / 16 | 1.50 | 1.50 | 1.50 | 1.50 | - | - | - | - |" in lines
         assert len(report["whole_model"]["cells"]) == 4
         assert [t["verdict"] for t in report["targets"]] == ["not measured"] * 2  # LR 160 FP16 not run
-        assert set(report["seconds"]) == {"total", "Accuracy (kernels vs PyTorch reference block)",
-                                          "Whole model (PyTorch with the kernels vs the PyTorch block, batch 1)"}
+        assert set(report["seconds"]) == {
+            "total", "Accuracy (kernels vs PyTorch reference block), FP16 relevance path gemm",
+            "Accuracy (kernels vs PyTorch reference block), FP16 relevance path fused",
+            "Whole model (PyTorch with the kernels vs the PyTorch block, batch 1)"}
         whole = {(c["precision"], c["block"]): c for c in report["whole_model"]["accuracy"]}
         assert whole[("FP32", "kernels")]["psnr_db"] > 80  # the twin computes what the reference does
 

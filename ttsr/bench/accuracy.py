@@ -106,13 +106,15 @@ class AccuracyResult:
     fp16_agreement: float
     fp16_ambiguous: float
     fp16_psnr_db: tuple[float, float, float]  # t3, t2, t1
+    relevance: str = "auto"  # the FP16 relevance path the kernels were told to take
 
     @property
     def label(self) -> str:
-        return f"{self.case.label} ref_chunk={self.ref_chunk}"
+        path = "" if self.relevance == "auto" else f" relevance={self.relevance}"
+        return f"{self.case.label} ref_chunk={self.ref_chunk}{path}"
 
     def to_dict(self) -> dict[str, object]:
-        return {"case": self.case.label, "ref_chunk": self.ref_chunk, "chunk": self.chunk,
+        return {"case": self.case.label, "ref_chunk": self.ref_chunk, "relevance": self.relevance, "chunk": self.chunk,
                 "ref_positions": self.case.hr * self.case.wr,
                 "fp32_max_abs": dict(zip(contract.OUTPUT_NAMES, self.fp32_max_abs)),
                 "fp32_near_tie_fraction": self.fp32_near_tie_fraction,
@@ -121,16 +123,18 @@ class AccuracyResult:
 
 
 def check_accuracy(kernels: Kernels, seed: int, ref_chunks: Sequence[int] = REF_CHUNKS,
-                   cases: Sequence[Case] = ACCURACY_CASES, device: str = "cuda") -> list[AccuracyResult]:
-    """Kernels vs the reference block on each case's random features at each Ref chunk cap."""
+                   cases: Sequence[Case] = ACCURACY_CASES, device: str = "cuda",
+                   relevance: str = "auto") -> list[AccuracyResult]:
+    """Kernels vs the reference block on each case's random features at each Ref chunk cap;
+    ``relevance`` names the FP16 path ``kernels`` were opened with, for the labels."""
     results = []
     for index, case in enumerate(cases):
-        results += check_inputs(kernels, make_inputs(case, seed + index, device), ref_chunks, case)
+        results += check_inputs(kernels, make_inputs(case, seed + index, device), ref_chunks, case, relevance)
     return results
 
 
 def check_inputs(kernels: Kernels, inputs: Sequence[Tensor], ref_chunks: Sequence[int],
-                 case: Case | None = None) -> list[AccuracyResult]:
+                 case: Case | None = None, relevance: str = "auto") -> list[AccuracyResult]:
     """Kernels vs the reference block on ``inputs`` (q, k, v3, v2, v1 in float32) at each Ref chunk
     cap; the reference runs once.  ``case`` labels the results (default: read from the shapes)."""
     from ttsr.model.search_transfer import SearchTransfer
@@ -159,7 +163,7 @@ def check_inputs(kernels: Kernels, inputs: Sequence[Tensor], ref_chunks: Sequenc
         s_err, t3_err, t2_err, t1_err = errors
         results.append(AccuracyResult(case, ref_chunk, kernels.chunk_size(shapes, np.float32, ref_chunk),
                                       (s_err, t3_err, t2_err, t1_err), near_tie.float().mean().item(),
-                                      agreement, ambiguous, (t3, t2, t1)))
+                                      agreement, ambiguous, (t3, t2, t1), relevance))
     return results
 
 
@@ -183,10 +187,10 @@ def accuracy_failures(results: Sequence[AccuracyResult]) -> list[str]:
 
 
 def accuracy_table(results: Sequence[AccuracyResult]) -> str:
-    headers = ["case", "ref_chunk", "chunk / Ref positions", "FP32 max abs err s", "t3", "t2", "t1",
+    headers = ["case", "ref_chunk", "FP16 relevance", "chunk / Ref positions", "FP32 max abs err s", "t3", "t2", "t1",
                "FP32 near-tie positions", "FP16 argmax agreement", "FP16 ambiguous", "FP16 PSNR t3 dB", "t2 dB",
                "t1 dB"]
-    rows = [[r.case.label, r.ref_chunk, f"{r.chunk} / {r.case.hr * r.case.wr}", *(f"{e:.2e}" for e in r.fp32_max_abs),
+    rows = [[r.case.label, r.ref_chunk, r.relevance, f"{r.chunk} / {r.case.hr * r.case.wr}", *(f"{e:.2e}" for e in r.fp32_max_abs),
              f"{100 * r.fp32_near_tie_fraction:.3f}%", f"{100 * r.fp16_agreement:.3f}%",
              f"{100 * r.fp16_ambiguous:.3f}%", *r.fp16_psnr_db]
             for r in results]
@@ -194,10 +198,10 @@ def accuracy_table(results: Sequence[AccuracyResult]) -> str:
 
 
 def accuracy_report(kernels: Kernels, seed: int, ref_chunks: Sequence[int] = REF_CHUNKS,
-                    cases: Sequence[Case] = ACCURACY_CASES,
-                    device: str = "cuda") -> tuple[list[AccuracyResult], list[str]]:
+                    cases: Sequence[Case] = ACCURACY_CASES, device: str = "cuda",
+                    relevance: str = "auto") -> tuple[list[AccuracyResult], list[str]]:
     """Prints the accuracy table, its notes and the failing cases; returns the results and the failures."""
-    results = check_accuracy(kernels, seed, ref_chunks, cases, device)
+    results = check_accuracy(kernels, seed, ref_chunks, cases, device, relevance)
     print(accuracy_table(results))
     print(f"FP32 texture errors exclude pixels fed by near-tie positions (top-2 gap <= {FP32_TIE_TOL:g}); "
           f"FP16 agreement: picked relevance within {FP16_RELEVANCE_TOL:g} of the FP32 best.")

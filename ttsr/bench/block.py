@@ -4,9 +4,10 @@ largest size each fits in GPU memory."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -14,13 +15,16 @@ import torch
 from ttsr.bench.features import Case, make_inputs
 from ttsr.bench.tables import markdown_table
 from ttsr.bench.timing import MIB, Measurement, cuda_time_ms, measured
+from ttsr.contract import Shapes
 from ttsr.plugin.torch_kernels import TorchKernels
 
 Measure = Callable[[int, int], Measurement]  # (LR side, timed calls) -> Measurement
 
-# column key -> header, in table order
+# column key -> header, in table order; k16 takes the library's own FP16 relevance path (auto),
+# the last two force each path, so that the table shows whether auto picks the faster one.
 COLUMNS = {"ref32": "PyTorch block FP32", "ref16": "PyTorch block FP16", "k32": "kernels FP32",
-           "k16": "kernels FP16"}
+           "k16": "kernels FP16", "k16-gemm": "kernels FP16 gemm", "k16-fused": "kernels FP16 fused"}
+KERNEL_COLUMNS = ("k32", "k16", "k16-gemm", "k16-fused")
 
 
 def parse_sizes(text: str, what: str = "--sizes") -> list[int]:
@@ -108,32 +112,53 @@ def measure_kernels(kernels: TorchKernels, side: int, half: bool, repeats: int, 
     return measured(run)
 
 
-def measures_on_gpu(kernels: TorchKernels, budget_s: float, seed: int, ref_chunk: int) -> dict[str, Measure]:
-    """The four columns' measurements on this GPU, keyed as :data:`COLUMNS`."""
-    return {
+def measures_on_gpu(kernels: TorchKernels, budget_s: float, seed: int, ref_chunk: int,
+                    forced: Mapping[str, TorchKernels] | None = None) -> dict[str, Measure]:
+    """The columns' measurements on this GPU, keyed as :data:`COLUMNS`; ``forced``: relevance path ->
+    kernels opened with it, for the FP16 columns of each path."""
+    measures: dict[str, Measure] = {
         "ref32": lambda side, calls: measure_reference(side, False, calls, budget_s, seed),
         "ref16": lambda side, calls: measure_reference(side, True, calls, budget_s, seed),
         "k32": lambda side, calls: measure_kernels(kernels, side, False, calls, budget_s, seed, ref_chunk),
         "k16": lambda side, calls: measure_kernels(kernels, side, True, calls, budget_s, seed, ref_chunk),
     }
+    for path, path_kernels in (forced or {}).items():
+        measures[f"k16-{path}"] = functools.partial(_measure_fp16, path_kernels, budget_s=budget_s, seed=seed,
+                                                    ref_chunk=ref_chunk)
+    return measures
+
+
+def _measure_fp16(kernels: TorchKernels, side: int, calls: int, budget_s: float, seed: int,
+                  ref_chunk: int) -> Measurement:
+    return measure_kernels(kernels, side, True, calls, budget_s, seed, ref_chunk)
+
+
+def square_shapes(side: int) -> Shapes:
+    """The benchmark's shape: batch 1, LR = Ref = ``side``, TTSR's channels."""
+    ck, c3, c2, c1 = Case.square(side).channels
+    return Shapes(1, ck, side, side, side, side, c3, c2, c1)
 
 
 @dataclass
 class BlockBenchmark:
     rows: dict[int, dict[str, Measurement]] = field(default_factory=dict)  # LR side -> column key -> cell
     notes: list[str] = field(default_factory=list)
+    auto_paths: dict[int, str] = field(default_factory=dict)  # LR side -> the FP16 path auto takes
 
     def table(self) -> str:
+        keys = [key for key in COLUMNS if any(key in cells for cells in self.rows.values())]
         headers = ["LR (=Ref)"]
-        for label in COLUMNS.values():
-            headers += [f"{label} ms", f"{label} peak MiB"]
-        headers.append("workspace MiB (FP32/FP16)")
+        for key in keys:
+            headers += [f"{COLUMNS[key]} ms", f"{COLUMNS[key]} peak MiB"]
+        headers += ["FP16 auto path", "workspace MiB (FP32/FP16)"]
         table = []
         for side in sorted(self.rows):
             cells = self.rows[side]
             row: list[object] = [f"{side}x{side}"]
-            for key in COLUMNS:
-                row += [cells[key].cell(), cells[key].peak_mib]
+            for key in keys:
+                cell = cells.get(key, Measurement())
+                row += [cell.cell(), cell.peak_mib]
+            row.append(self.auto_paths.get(side))
             row.append(f"{cells['k32'].workspace_mib or 0:.1f} / {cells['k16'].workspace_mib or 0:.1f}")
             table.append(row)
         return markdown_table(headers, table)
@@ -141,22 +166,27 @@ class BlockBenchmark:
     def failures(self) -> list[str]:
         """Kernel runs that failed (out of memory is a note, not a failure)."""
         return [f"block benchmark LR = Ref {side} {COLUMNS[key]}: {cells[key].note}"
-                for side, cells in sorted(self.rows.items()) for key in ("k32", "k16")
-                if cells[key].note.startswith("failed")]
+                for side, cells in sorted(self.rows.items()) for key in KERNEL_COLUMNS
+                if key in cells and cells[key].note.startswith("failed")]
 
     def to_dict(self) -> dict[str, object]:
         return {"rows": {str(side): {key: m.to_dict() for key, m in cells.items()}
                          for side, cells in sorted(self.rows.items())},
+                "fp16_auto_paths": {str(side): path for side, path in sorted(self.auto_paths.items())},
                 "notes": list(self.notes)}
 
 
 def benchmark_block(sizes: Sequence[int], measures: dict[str, Measure], repeats: int, max_seconds: float,
-                    largest: bool, capacity_mib: float) -> BlockBenchmark:
-    """Every column of :data:`COLUMNS` at ``sizes``; with ``largest``, the FP32 reference and kernels
-    walk up from the largest size until they no longer fit (or take longer than ``max_seconds``)."""
+                    largest: bool, capacity_mib: float,
+                    auto_path: Callable[[int], str] | None = None) -> BlockBenchmark:
+    """Every column of ``measures`` at ``sizes``; with ``largest``, the FP32 reference and kernels
+    walk up from the largest size until they no longer fit (or take longer than ``max_seconds``).
+    ``auto_path``: LR side -> the FP16 relevance path the kernels take there."""
     result = BlockBenchmark()
     for side in sizes:
         result.rows[side] = {key: measure(side, repeats) for key, measure in measures.items()}
+        if auto_path is not None:
+            result.auto_paths[side] = auto_path(side)
         print(f"  measured LR {side}x{side}", flush=True)
 
     if largest:

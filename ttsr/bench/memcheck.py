@@ -1,5 +1,5 @@
 """compute-sanitizer memcheck of the kernels on small odd shapes (FP32 and FP16, Ref chunk caps
-0, 1 and 7, batch 2, 1x1 grids).
+0, 1 and 7, batch 2, 1x1 grids), on each FP16 relevance path (gemm and fused).
 
 :func:`run_memcheck` starts this module as a child under ``compute-sanitizer --tool memcheck``
 and reads the sanitizer's verdict; the child (``python -m ttsr.bench.memcheck --library ...``)
@@ -33,6 +33,7 @@ CASES = (
     Case(1, 7, 5, 6, 9),
 )
 REF_CHUNKS = (0, 1, 7)
+RELEVANCE_PATHS = ("gemm", "fused")  # auto takes one of them
 DONE = "memcheck child: ran {} kernel calls"
 _SUMMARY = re.compile(r"ERROR SUMMARY:\s*(\d+) error")
 
@@ -137,11 +138,14 @@ def main(argv: Sequence[str]) -> int:
     if len(argv) != 2 or argv[0] != "--library":
         print("usage: python -m ttsr.bench.memcheck --library build/gpu-check/libttsr_st_cuda.so", file=sys.stderr)
         return 2
-    kernels = TorchKernels(open_cuda_kernels(Path(argv[1])))
-    try:
-        print(DONE.format(run_cases(kernels)), flush=True)
-    finally:
-        kernels.close()
+    calls = 0
+    for relevance in RELEVANCE_PATHS:
+        kernels = TorchKernels(open_cuda_kernels(Path(argv[1]), relevance=relevance))
+        try:
+            calls += run_cases(kernels)
+        finally:
+            kernels.close()
+    print(DONE.format(calls), flush=True)
     return 0
 
 

@@ -40,16 +40,20 @@ class SearchTransferOp(Protocol):
     def enqueue(self, shapes: contract.Shapes, dtype: type, ref_chunk: int, inputs: Sequence[int],
                 outputs: Sequence[int], workspace: int, stream: int = 0) -> None: ...
 
+    def relevance_path(self, shapes: contract.Shapes, dtype: type) -> str: ...
+
     def close(self) -> None: ...
 
 
-def open_cuda_kernels(library: Path | None = None, device: torch.device | None = None) -> SearchTransferOp:
+def open_cuda_kernels(library: Path | None = None, device: torch.device | None = None,
+                      relevance: str = "auto") -> SearchTransferOp:
     """The CUDA kernels of ``libttsr_st_cuda.so`` (default: ``ttsr.plugin.native.library_dir()``),
-    with their cuBLAS context created on ``device`` (default: the current one);
+    with their cuBLAS context created on ``device`` (default: the current one); ``relevance``: the
+    FP16 relevance path (auto, gemm, fused; see ttsr_st_cuda_api.h).
     NativeLibraryError / NativeOpError name the problem."""
     from ttsr.plugin.native import CudaSearchTransfer
 
-    op = CudaSearchTransfer(library)
+    op = CudaSearchTransfer(library, relevance=relevance)
     with torch.cuda.device(device) if device is not None else contextlib.nullcontext():
         op.open()
     return op
@@ -104,6 +108,10 @@ class TorchKernels:
 
     def workspace_size(self, shapes: contract.Shapes, dtype: type, ref_chunk: int = 0) -> int:
         return self.op.workspace_size(shapes, dtype, ref_chunk)
+
+    def relevance_path(self, shapes: contract.Shapes, dtype: type) -> str:
+        """The relevance path a call with these sizes takes (``gemm`` or ``fused``)."""
+        return self.op.relevance_path(shapes, dtype)
 
     def prepare(self, inputs: Sequence[Tensor], ref_chunk: int = 0) -> KernelCall:
         """Checks ``inputs`` (q, k, v3, v2, v1) and allocates the outputs and the workspace next to them."""
