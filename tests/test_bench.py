@@ -388,11 +388,11 @@ def test_memcheck_child_runs_every_case_on_each_relevance_path(monkeypatch, caps
         return opened[-1][2]
 
     monkeypatch.setattr(memcheck, "open_cuda_kernels", open_twin)
-    monkeypatch.setattr(memcheck, "run_cases", lambda kernels: len(memcheck.CASES))
+    monkeypatch.setattr(memcheck, "run_cases", lambda kernels, fp32: 10 if fp32 else 1)
     assert memcheck.main(["--library", "lib.so"]) == 0
     assert [(str(lib), path) for lib, path, _ in opened] == [("lib.so", "gemm"), ("lib.so", "fused")]
     assert all(op.closed for _, _, op in opened)
-    assert capsys.readouterr().out == memcheck.DONE.format(2 * len(memcheck.CASES)) + "\n"
+    assert capsys.readouterr().out == memcheck.DONE.format(11) + "\n"  # FP32 on the first path only
 
 
 def test_memcheck_cases_run_on_the_twin():
@@ -400,6 +400,9 @@ def test_memcheck_cases_run_on_the_twin():
     calls = memcheck.run_cases(TorchKernels(op), device="cpu")
     assert calls == len(memcheck.CASES) * 2 * len(memcheck.REF_CHUNKS) == len(op.calls)
     assert {c[1] for c in op.calls} == {np.float32, np.float16}
+    half_only = TwinOp()
+    assert memcheck.run_cases(TorchKernels(half_only), device="cpu", fp32=False) == calls // 2
+    assert {c[1] for c in half_only.calls} == {np.float16}
     assert any(c.n > 1 for c in memcheck.CASES) and any(c.h * c.w == 1 for c in memcheck.CASES)
 
 
