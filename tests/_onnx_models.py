@@ -19,6 +19,7 @@ from ttsr.atomic import file_sha256
 from ttsr.data import ModelInputs
 from ttsr.model import TTSR, build_model, load_checkpoint, save_mmediting_checkpoint
 from ttsr.pipeline import make_graph
+from ttsr.provenance import Source
 from ttsr.surgery import RewriteReport, convert_fp16, rewrite_search_transfer
 
 # (LR HxW, Ref HxW, batch): square, non-square with Ref != LR, batch 2 with a wide Ref.
@@ -45,7 +46,7 @@ def onnx_models(tmp_path_factory: pytest.TempPathFactory) -> OnnxModels:
         root = tmp_path_factory.mktemp("onnx")
         checkpoint = save_mmediting_checkpoint(build_model(seed=0), root / "ttsr.pth")
         model = load_checkpoint(checkpoint)
-        fp16 = make_graph(model, "fp16", root, checkpoint_sha256=file_sha256(checkpoint),
+        fp16 = make_graph(model, "fp16", root, weights=Source(checkpoint_sha256=file_sha256(checkpoint)),
                           paths={"plain": root / "ttsr.plain.onnx", "rewritten": root / "ttsr.fp32.onnx",
                                  "fp16": root / "ttsr.onnx"})
         # The rewrite again, for its report (it takes well under a second).

@@ -21,8 +21,9 @@ from ttsr.backends.trt.runner import EngineError
 from ttsr.backends.trt.sidecar import EngineSidecar, PluginInfo, write_sidecar
 from ttsr.cli import main
 from ttsr.model import build_model, save_mmediting_checkpoint
-from ttsr.onnx_io import inspect_onnx
+from ttsr.onnx_io import inspect_onnx, record_source
 from ttsr.pipeline import make_graph
+from ttsr.provenance import Source
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets" / "pairs"
@@ -43,7 +44,7 @@ def artefacts(tmp_path_factory):
     with torch.no_grad():
         dict(perturbed_model.named_parameters())[PERTURBED_WEIGHT].mul_(2.0)
     perturbed = save_mmediting_checkpoint(perturbed_model, root / "perturbed.pth")
-    onnx_path = make_graph(model, "rewritten", root, checkpoint_sha256=file_sha256(base))
+    onnx_path = make_graph(model, "rewritten", root, weights=Source(checkpoint_sha256=file_sha256(base)))
     return {"base": base, "perturbed": perturbed, "onnx": onnx_path}
 
 
@@ -99,28 +100,35 @@ def test_ort_run_writes_tables_json_images_and_passes_the_gate(artefacts, pairs,
 
 
 def test_gate_fails_against_a_perturbed_reference(artefacts, pairs, tmp_path):
+    """A graph that records no source cannot be checked against the weights: it runs, with a warning,
+    and the gate catches the other weights."""
+    unrecorded = tmp_path / "unrecorded.onnx"
+    record_source(shutil.copy(artefacts["onnx"], unrecorded), Source())
     report_path = tmp_path / "report.json"
-    result = invoke(*folders(pairs, hr=False), "--backend", "ort", "--onnx", str(artefacts["onnx"]),
+    result = invoke(*folders(pairs, hr=False), "--backend", "ort", "--onnx", str(unrecorded),
                     "--threads", "1", "--checkpoint", str(artefacts["perturbed"]), "--json", str(report_path),
                     "--warmup", "0", "--check", "--min-psnr", "50")
     assert result.exit_code == 1, result.output
     assert "[FAILED] 2 of 2 image(s) below the gate" in result.stdout
     table = result.stdout.split("[FAILED]")[1]
     assert "cat" in table and "coffee" in table and "PSNR < 50" in table
-    assert "made from a checkpoint with sha256" in result.stderr
+    assert "records no checkpoint hash or seed" in result.stderr
     report = read_report(report_path)
     assert report["gate"]["passed"] is False and report["gate"]["failing"] == list(SMALL)
     assert all(row["vs_reference"]["psnr"] < 50 for row in report["images"])
     assert all("vs_hr" not in row for row in report["images"])
 
 
-def test_warns_when_the_graph_came_from_a_checkpoint_that_is_not_given(artefacts, pairs):
-    (pairs / "lr" / "coffee.png").unlink()
-    (pairs / "ref" / "coffee.png").unlink()
+@pytest.mark.parametrize("weights, expect", [
+    ("perturbed", "but the weights given are the checkpoint with sha256"),
+    (None, "but the weights given are the random model of seed 0"),
+])
+def test_a_graph_of_other_weights_is_refused(artefacts, pairs, tmp_path, weights, expect):
+    given = ["--checkpoint", str(artefacts[weights])] if weights else []
     result = invoke(*folders(pairs, hr=False), "--backend", "ort", "--onnx", str(artefacts["onnx"]),
-                    "--threads", "1", "--warmup", "0")
-    assert result.exit_code == 0, result.output
-    assert "but no --checkpoint is given" in result.stderr
+                    "--threads", "1", *given, *outputs(tmp_path), "--check", "--min-psnr", "50")
+    assert_clean_failure(result, tmp_path, expect=expect)
+    assert f"made from the checkpoint with sha256 {file_sha256(artefacts['base'])[:12]}" in result.stderr
 
 
 def test_torch_backend_batches_equal_sizes_from_a_pair_list(artefacts, pairs, tmp_path):
@@ -267,7 +275,7 @@ def fake_trt(pairs, tmp_path, monkeypatch):
                                                          (48, 64))],
         plugin=PluginInfo("TTSRSearchTransfer", "1", str(plugin), file_sha256(plugin)), onnx_sha256="1" * 64,
         engine_sha256=hashlib.sha256(b"engine").hexdigest(), plugin_memory=[], checkpoint_sha256=None,
-        build_time="2026-11-25T12:00:00+00:00", tool_version="0.1.0"))
+        build_time="2026-11-25T12:00:00+00:00", tool_version="0.1.0", seed=0))  # infer's default weights
     return ["--backend", "trt", "--engine", str(engine), "--warmup", "0"], log
 
 

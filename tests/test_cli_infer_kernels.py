@@ -38,7 +38,10 @@ def invoke(*args: str):
 def test_search_transfer_applies_to_the_torch_backend_only(pairs, tmp_path):
     result = invoke(*pairs, "--backend", "ort", "--search-transfer", "kernels", "--json", str(tmp_path / "r.json"))
     assert result.exit_code == 2
-    assert "Error: --search-transfer applies to the torch backend only: add --backend torch" in result.output
+    assert "Error: --search-transfer does not apply to --backend ort; it takes --onnx, --threads" in result.output
+    result = invoke(*pairs, "--search-transfer", "kernels", "--json", str(tmp_path / "r.json"))
+    assert result.exit_code == 2
+    assert "Error: --search-transfer does not apply to the default ort backend (no --backend given)" in result.output
     assert not (tmp_path / "r.json").exists()
 
 

@@ -13,6 +13,7 @@ from ttsr.backends.ort import OrtBackend
 from ttsr.cli.export import export_command
 from ttsr.model import load_checkpoint
 from ttsr.onnx_io import inspect_onnx
+from ttsr.provenance import Source
 
 
 @pytest.fixture(scope="session")
@@ -76,18 +77,32 @@ def test_usage_errors_leave_no_output(tmp_path, args, fragment):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.pth"]
 
 
+def stand_in_export(model, path, **kwargs):
+    """An empty but valid ONNX graph instead of the real export (covered above): these tests are about folders."""
+    onnx.save(onnx.helper.make_model(onnx.helper.make_graph([], "stand_in", [], [])), path)
+    return path
+
+
 def test_missing_output_folders_are_created(tmp_path, monkeypatch):
     from ttsr import export
 
-    def write(model, path, **kwargs):  # the real export is covered above; this is about the folders
-        path.write_bytes(b"graph")
-        return path
-
-    monkeypatch.setattr(export, "export_onnx", write)
+    monkeypatch.setattr(export, "export_onnx", stand_in_export)
     output = tmp_path / "out" / "sub" / "x.onnx"
     result = CliRunner().invoke(export_command, [str(output), "--seed", "0"])
     assert result.exit_code == 0, result.output
-    assert output.read_bytes() == b"graph" and f"Wrote {output}" in result.output
+    assert onnx.load(output).graph.name == "stand_in" and f"Wrote {output}" in result.output
+    assert inspect_onnx(output).source == Source(seed=0)
+
+
+def test_a_failed_rewrite_removes_the_export_it_kept_and_the_folders(tmp_path, monkeypatch):
+    from ttsr import export
+
+    monkeypatch.setattr(export, "export_onnx", stand_in_export)
+    result = CliRunner().invoke(export_command, [str(tmp_path / "out" / "sub" / "x.onnx"), "--seed", "0",
+                                                 "--rewrite", "--keep-intermediates"])
+    assert result.exit_code == 1, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_failed_export_removes_the_folders_it_created(tmp_path, monkeypatch):

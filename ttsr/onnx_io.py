@@ -12,9 +12,11 @@ import onnx
 from ttsr import contract
 from ttsr.atomic import atomic_output, write_bytes_atomic
 from ttsr.errors import first_line
+from ttsr.provenance import Source
 
-# metadata_props key under which the CLIs record the checkpoint a graph was exported from
+# metadata_props keys under which the graph chain records the weights a graph was exported from
 CHECKPOINT_KEY = "ttsr.source_checkpoint_sha256"
+SEED_KEY = "ttsr.source_seed"
 
 
 class OnnxInfoError(ValueError):
@@ -53,6 +55,11 @@ class OnnxInfo:
     precision: str  # "fp16" when the weights are float16, else "fp32"
     rewritten: bool  # holds the TTSRSearchTransfer plugin node
     checkpoint_sha256: str | None
+    seed: int | None = None
+
+    @property
+    def source(self) -> Source:
+        return Source(self.checkpoint_sha256, self.seed)
 
 
 def _load(path: str | os.PathLike[str]) -> onnx.ModelProto:
@@ -69,14 +76,24 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
     fp16 = any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
     rewritten = any(node.op_type == contract.OP_TYPE for node in model.graph.node)
     meta = {prop.key: prop.value for prop in model.metadata_props}
-    return OnnxInfo(inputs, "fp16" if fp16 else "fp32", rewritten, meta.get(CHECKPOINT_KEY))
+    seed = meta.get(SEED_KEY)
+    try:
+        recorded_seed = int(seed) if seed is not None else None
+    except ValueError:
+        raise OnnxInfoError(f"{path}: metadata {SEED_KEY}={seed!r} is not an integer; re-export the graph "
+                            f"with `python -m ttsr.cli export`") from None
+    return OnnxInfo(inputs, "fp16" if fp16 else "fp32", rewritten, meta.get(CHECKPOINT_KEY), recorded_seed)
 
 
-def record_checkpoint(path: str | os.PathLike[str], checkpoint_sha256: str) -> None:
-    """Store the source checkpoint's sha256 in the graph's metadata (rewrites the file atomically)."""
+def record_source(path: str | os.PathLike[str], source: Source) -> None:
+    """Store the weights' checkpoint sha256 or seed in the graph's metadata, replacing any recorded
+    before (rewrites the file atomically)."""
     model = _load(path)
-    kept = [p for p in model.metadata_props if p.key != CHECKPOINT_KEY]
+    kept = [p for p in model.metadata_props if p.key not in (CHECKPOINT_KEY, SEED_KEY)]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
-    model.metadata_props.add(key=CHECKPOINT_KEY, value=checkpoint_sha256)
+    if source.checkpoint_sha256 is not None:
+        model.metadata_props.add(key=CHECKPOINT_KEY, value=source.checkpoint_sha256)
+    if source.seed is not None:
+        model.metadata_props.add(key=SEED_KEY, value=str(source.seed))
     write_bytes_atomic(path, model.SerializeToString())

@@ -2,8 +2,8 @@
 FP16 pass, run as far as the asked graph needs, from a model or from a graph part of the way along.
 
 Stages, in order: ``plain`` (the export), ``rewritten`` (one TTSRSearchTransfer node, FP32),
-``fp16`` (the rewritten graph in FP16).  A checkpoint hash recorded in the export travels with the
-rewrite and the FP16 pass (both keep the graph's metadata).
+``fp16`` (the rewritten graph in FP16).  The weights' source (checkpoint hash or seed) recorded in the
+export travels with the rewrite and the FP16 pass (both keep the graph's metadata).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ttsr.export import ExportError
-from ttsr.onnx_io import OnnxInfoError, inspect_onnx, record_checkpoint
+from ttsr.onnx_io import OnnxInfoError, inspect_onnx, record_source
+from ttsr.provenance import Source
 from ttsr.surgery import FP16Error, RewriteError
 
 if TYPE_CHECKING:
@@ -55,13 +56,13 @@ def graph_stage(path: str | os.PathLike[str]) -> str:
 
 def make_graph(source: "TTSR | str | os.PathLike[str]", target: str, workdir: str | os.PathLike[str], *,
                paths: Mapping[str, Path] | None = None, io_dtype: str = "float32", opset: int | None = None,
-               example: "Sequence[Tensor] | None" = None, checkpoint_sha256: str | None = None,
+               example: "Sequence[Tensor] | None" = None, weights: Source | None = None,
                on_step: Callable[[Step], None] | None = None) -> Path:
     """The ``target`` graph (one of :data:`STAGES`) made from ``source``, a TTSR model or an ONNX file.
 
     A file already at ``target`` (or a rewritten one asked for as ``plain``) is returned as it is;
     the steps still needed write to ``paths[stage]`` when given, else into ``workdir``.  From a model:
-    ``opset`` and ``example`` go to the exporter, ``checkpoint_sha256`` is recorded in the export.
+    ``opset`` and ``example`` go to the exporter, ``weights`` (the model's source) is recorded in the export.
     ``io_dtype`` is the FP16 graph's input/output dtype.  ``on_step`` hears of every finished step.
     Raises one of :data:`GRAPH_ERRORS`.
     """
@@ -84,8 +85,8 @@ def make_graph(source: "TTSR | str | os.PathLike[str]", target: str, workdir: st
         current, stem, stage = paths.get("plain", workdir / "ttsr.onnx"), "ttsr", "plain"
         start = time.perf_counter()
         export_onnx(source, current, opset=opset or MIN_OPSET, example=example)
-        if checkpoint_sha256 is not None:
-            record_checkpoint(current, checkpoint_sha256)
+        if weights is not None and weights.known:
+            record_source(current, weights)
         done("export", current, start)
     if STAGES.index(stage) >= STAGES.index(target):
         if stage == "fp16" and target != "fp16":

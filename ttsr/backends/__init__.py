@@ -17,13 +17,15 @@ Use::
         except known_errors("ort") as exc:
             raise SystemExit(failure_message("ort", exc))
 
-``available()`` lists the backends that can run here.
+``available()`` lists the backends that can run here; ``choose_backend`` picks one from what a command
+line asked for (an engine means trt, never a silent fallback), ``foreign_options`` finds the options a
+backend does not take.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -73,7 +75,7 @@ def open_backend(name: str, **options: Any) -> Backend:
     required one missing, or a known reason why it cannot open.
     """
     backend = spec(name)
-    foreign = sorted(set(options) - set(backend.options))
+    foreign = foreign_options(name, options)
     if foreign:
         raise BackendError(f"backend {name} takes no option {', '.join(foreign)} "
                            f"(it takes {', '.join(backend.options)})")
@@ -95,11 +97,33 @@ def available() -> list[str]:
     return [name for name in BACKENDS if unavailable_reason(name) is None]
 
 
-def default_backend(engine: str | os.PathLike[str] | None) -> str:
-    """``trt`` when an engine is given and a GPU is present, else ``ort`` (the rewritten graph on the CPU)."""
-    from ttsr.backends.gpu import detect_gpu
+DEFAULT_BACKEND = "ort"  # runs anywhere this package is set up, on the graph TensorRT builds
 
-    return "trt" if engine is not None and detect_gpu() is not None else "ort"
+
+def choose_backend(asked: str | None, given: Iterable[str]) -> tuple[str, str]:
+    """The backend to run and how it was chosen: ``"asked"`` (``asked`` names it), ``"implied"`` (the
+    options ``given`` hold the required ones of exactly one backend: an engine means trt, a graph ort),
+    or ``"default"`` (:data:`DEFAULT_BACKEND`, when nothing names one: the only fallback there is).
+
+    BackendError when ``asked`` is unknown or the options name several backends.
+    """
+    if asked is not None:
+        return spec(asked).name, "asked"
+    given = set(given)
+    implied = [name for name, backend in BACKENDS.items()
+               if backend.required and set(backend.required) <= given]
+    if len(implied) > 1:
+        options = " and ".join(sorted({option for name in implied for option in BACKENDS[name].required}))
+        raise BackendError(f"{options} name different backends ({', '.join(implied)}); choose one")
+    if implied:
+        return implied[0], "implied"
+    return DEFAULT_BACKEND, "default"
+
+
+def foreign_options(name: str, given: Iterable[str]) -> list[str]:
+    """The options in ``given`` that backend ``name`` does not take, in the order given."""
+    takes = spec(name).options
+    return [option for option in given if option not in takes]
 
 
 def known_errors(name: str) -> tuple[type[Exception], ...]:
@@ -116,5 +140,6 @@ def failure_message(name: str, exc: BaseException) -> str:
             f"{spec(name).load().UNEXPECTED_HINT}")
 
 
-__all__ = ["BACKENDS", "Backend", "BackendError", "BackendSpec", "available", "default_backend", "failure_message",
-           "known_errors", "names", "open_backend", "spec", "unavailable_reason"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "BackendError", "BackendSpec", "available", "choose_backend",
+           "failure_message", "foreign_options", "known_errors", "names", "open_backend", "spec",
+           "unavailable_reason"]

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ttsr.provenance import Source
+
 if TYPE_CHECKING:
     from ttsr.backends.profiles import Profile
     from ttsr.data.prepare import ModelInputs
@@ -21,10 +23,10 @@ class Backend(ABC):
 
     name: str
     last_stages: dict[str, float]  # stage -> ms of the last call, for backends that time stages
-    # What the backend runs ("engine x.engine", "ONNX graph y.onnx") and the sha256 of the checkpoint
-    # it was made from, where the file records one: callers check it against the weights they compare with.
+    # What the backend runs ("engine x.engine", "ONNX graph y.onnx") and the weights it was made from,
+    # as far as the file records them: callers check them against the weights they compare with.
     artefact: str | None = None
-    checkpoint_sha256: str | None = None
+    source: Source = Source()
 
     @abstractmethod
     def run(self, inputs: ModelInputs) -> np.ndarray:

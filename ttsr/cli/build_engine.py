@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from ttsr import contract
-from ttsr.atomic import file_sha256
 from ttsr.backends import known_errors
 from ttsr.backends.profiles import ProfileError, Size, make_profile
 from ttsr.backends.trt.builder import BuildOptions, build_engine
@@ -18,6 +17,7 @@ from ttsr.backends.trt.sidecar import HARDWARE_COMPAT_LEVELS, sidecar_path
 from ttsr.cli.common import load_model, size_option
 from ttsr.errors import first_line
 from ttsr.onnx_io import inspect_onnx
+from ttsr.provenance import Source
 
 EPILOG = """\b
 Examples:
@@ -52,20 +52,20 @@ def _default_plugin() -> Path:
 
 
 def _graph(checkpoint: Path | None, onnx_path: Path | None, seed: int | None, precision: str,
-           weak_fp16: bool, workdir: Path) -> tuple[Path, str | None]:
-    """The rewritten graph to build from, in the precision the build needs, and the checkpoint's hash."""
+           weak_fp16: bool, workdir: Path) -> tuple[Path, Source]:
+    """The rewritten graph to build from, in the precision the build needs, and the weights it was made
+    from (recorded in the engine's sidecar, so that infer can check them)."""
     from ttsr.pipeline import GRAPH_ERRORS, make_graph
 
     target = "rewritten" if weak_fp16 or precision == "fp32" else "fp16"
     try:
         if onnx_path is not None:
-            recorded = inspect_onnx(onnx_path).checkpoint_sha256
-            return make_graph(onnx_path, target, workdir), recorded
+            return make_graph(onnx_path, target, workdir), inspect_onnx(onnx_path).source
         model, note = load_model(checkpoint, seed or 0)
         click.echo(note)
-        digest = file_sha256(checkpoint) if checkpoint is not None else None
+        source = Source.of(checkpoint, seed or 0)
         click.echo("Exporting to ONNX and rewriting the search-transfer block ...")
-        return make_graph(model, target, workdir, checkpoint_sha256=digest), digest
+        return make_graph(model, target, workdir, weights=source), source
     except GRAPH_ERRORS as exc:
         raise click.ClickException(first_line(exc)) from None
 
@@ -139,13 +139,13 @@ def build_engine_command(checkpoint: Path | None, onnx_path: Path | None, seed: 
         raise click.ClickException(f"output folder {output.parent} does not exist; create it first")
 
     with tempfile.TemporaryDirectory(prefix="ttsr-build-") as workdir:
-        graph, digest = _graph(checkpoint, onnx_path, seed, precision, weak_fp16, Path(workdir))
+        graph, source = _graph(checkpoint, onnx_path, seed, precision, weak_fp16, Path(workdir))
         options = BuildOptions(
             onnx_path=graph, output=output, profiles=[profile], plugin_library=plugin_path,
             precision=precision, workspace_mib=workspace, workspace_budget_mib=workspace_budget,
             timing_cache=timing_cache,
             optimization_level=opt_level, hardware_compatibility=hardware_compat, weak_fp16=weak_fp16,
-            checkpoint_sha256=digest,
+            checkpoint_sha256=source.checkpoint_sha256, seed=source.seed,
             extra={"source": str(checkpoint or onnx_path or f"seed {seed}")})
         new_files = [p for p in (output, sidecar_path(output)) if not p.exists()]
         try:

@@ -18,6 +18,7 @@ from ttsr.cli.common import load_model, size_option
 if TYPE_CHECKING:
     from ttsr.data.prepare import ModelInputs
     from ttsr.model.ttsr import TTSR
+    from ttsr.provenance import Source
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_LR = _REPO_ROOT / "assets" / "pairs" / "lr" / "demo.png"
@@ -90,12 +91,16 @@ def export_command(output: Path, checkpoint: Path | None, seed: int | None, rewr
                    io_dtype: str, lr_size: tuple[int, int], ref_size: tuple[int, int], batch: int,
                    opset: int, keep_intermediates: bool) -> None:
     """Export TTSR to ONNX (dynamic batch, LR and Ref sizes), optionally rewritten and FP16."""
-    from ttsr.atomic import file_sha256
-    from ttsr.export import example_inputs
+    from ttsr.export import ExportError, check_example_size, example_inputs
     from ttsr.pipeline import GRAPH_ERRORS, Step, make_graph
+    from ttsr.provenance import Source
 
     if io_dtype != "float32" and not fp16:
         raise click.UsageError("--io-dtype float16 needs --fp16")
+    try:
+        check_example_size(lr_size, ref_size, batch)
+    except ExportError as exc:
+        raise click.UsageError(f"--lr-size/--ref-size/--batch: {exc}") from None
     rewrite = rewrite or fp16
     model, described = _model(checkpoint, seed)
     click.echo(described)
@@ -111,14 +116,17 @@ def export_command(output: Path, checkpoint: Path | None, seed: int | None, rewr
         paths = {"plain": output if not rewrite else side / f"{output.stem}.plain.onnx",
                  "rewritten": output if not fp16 else side / f"{output.stem}.fp32.onnx",
                  "fp16": output}
+        existing = {path for path in paths.values() if path.exists()}
         try:
             make_graph(model, "fp16" if fp16 else "rewritten" if rewrite else "plain", workdir, paths=paths,
                        io_dtype=io_dtype, opset=opset, example=example_inputs(lr_size, ref_size, batch),
-                       checkpoint_sha256=file_sha256(checkpoint) if checkpoint is not None else None,
+                       weights=Source.of(checkpoint, 0 if seed is None else seed),
                        on_step=lambda step: click.echo(messages[step.name](step)))
         except GRAPH_ERRORS as exc:
+            for path in set(paths.values()) - existing:
+                path.unlink(missing_ok=True)  # a step that failed after an earlier one wrote its graph
             for folder in reversed(created):
-                folder.rmdir()  # empty: every write is atomic
+                folder.rmdir()
             raise click.ClickException(str(exc)) from None
     click.echo(f"Wrote {output}")
 
@@ -150,6 +158,19 @@ def fp16_accuracy(model: TTSR, fp16_onnx: str | Path, inputs: ModelInputs,
                         float(np.abs(estimate - reference).max()))
 
 
+def _check_graph_source(onnx_path: Path, source: Source) -> None:
+    """Refuse a graph of other weights than the reference's (the estimate would compare two models)."""
+    from ttsr.onnx_io import OnnxInfoError, inspect_onnx
+    from ttsr.provenance import SourceMismatch, check_source
+
+    try:
+        warning = check_source(inspect_onnx(onnx_path).source, source, f"ONNX graph {onnx_path}")
+    except (OnnxInfoError, SourceMismatch) as exc:
+        raise click.ClickException(str(exc)) from None
+    if warning is not None:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+
+
 @click.command("fp16-estimate", epilog=FP16_EPILOG)
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="mmediting/mmagic TTSR checkpoint (.pth): the FP32 reference and the weights.")
@@ -169,6 +190,7 @@ def fp16_estimate_command(checkpoint: Path | None, seed: int | None, onnx_path: 
     """Estimate on the CPU how close the FP16 graph's output is to FP32 (PSNR/SSIM)."""
     from ttsr.data import ImageError, load_image, prepare_pair
     from ttsr.pipeline import GRAPH_ERRORS, make_graph
+    from ttsr.provenance import Source
 
     if (lr_path is None) != (ref_path is None):
         raise click.UsageError("give both --lr and --ref, or neither for the bundled demo pair")
@@ -184,6 +206,8 @@ def fp16_estimate_command(checkpoint: Path | None, seed: int | None, onnx_path: 
     click.echo(described)
     click.echo(f"Pair: LR {lr_path} ({inputs.lr_size[0]}x{inputs.lr_size[1]}), "
                f"Ref {ref_path} ({inputs.ref_size[0]}x{inputs.ref_size[1]} after cropping to multiples of 4)")
+    if onnx_path is not None:
+        _check_graph_source(onnx_path, Source.of(checkpoint, 0 if seed is None else seed))
     with tempfile.TemporaryDirectory(prefix="ttsr-fp16-") as workdir:
         try:
             graph = make_graph(onnx_path if onnx_path is not None else model, "fp16", workdir)

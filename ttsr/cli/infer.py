@@ -6,6 +6,7 @@ import math
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import click
 import numpy as np
 
 from ttsr import tool_version
-from ttsr.atomic import file_sha256, make_folders, write_json_atomic
+from ttsr.atomic import make_folders, write_json_atomic
 from ttsr.backends import names as backend_names
 from ttsr.backends.profiles import ProfileError, format_size
 from ttsr.cli.common import load_model
@@ -23,6 +24,7 @@ from ttsr.cli.common import load_model
 if TYPE_CHECKING:
     from ttsr.backends import Backend
     from ttsr.data import ModelInputs, Pair
+    from ttsr.provenance import Source
 
 EPILOG = """\b
 Examples:
@@ -132,46 +134,76 @@ def _warn(message: str) -> None:
     click.secho(f"warning: {message}", fg="yellow", err=True)
 
 
-def _check_source(recorded: str | None, checkpoint: Path | None, what: str) -> None:
-    if recorded is None:
-        return
-    if checkpoint is None:
-        _warn(f"{what} was made from a checkpoint (sha256 {recorded[:12]}) but no --checkpoint is given: "
-              f"the comparison is against the seeded model, pass that checkpoint instead")
-        return
-    actual = file_sha256(checkpoint)
-    if actual != recorded:
-        _warn(f"{what} was made from a checkpoint with sha256 {recorded[:12]}, but --checkpoint "
-              f"{checkpoint} has {actual[:12]}: the comparison is against another model")
+# The command line's name of each backend option (``ttsr.backends.BACKENDS``).
+FLAGS = {"engine": "--engine", "plugin": "--plugin", "cuda_graph": "--cuda-graph", "onnx": "--onnx",
+         "threads": "--threads", "device": "--torch-device", "search_transfer": "--search-transfer"}
 
 
-def _open_backend(kind: str, given: dict[str, Any], *, model: Any, torch_device: str, checkpoint: Path | None,
+def _flags(options: Iterable[str]) -> str:
+    return ", ".join(FLAGS[option] for option in options if option in FLAGS)
+
+
+def _choose_backend(asked: str | None, given: dict[str, Any]) -> tuple[str, str]:
+    """The backend and how it was chosen: "asked", "implied" (by --engine or --onnx) or "default"
+    (see ``ttsr.backends.choose_backend``).  Options the backend does not take are usage errors, so
+    that nothing on the command line is silently ignored."""
+    from ttsr.backends import BackendError, choose_backend, foreign_options, spec
+
+    try:
+        kind, how = choose_backend(asked, given)
+    except BackendError:
+        raise click.UsageError(f"{_flags(sorted(given))} name different backends; choose one with "
+                               f"--backend") from None
+    foreign = foreign_options(kind, given)
+    if foreign:
+        chosen = {"asked": f"--backend {kind}", "implied": f"the {kind} backend (chosen by {_choice(kind)})",
+                  "default": f"the default {kind} backend (no --backend given)"}[how]
+        raise click.UsageError(f"{FLAGS[foreign[0]]} does not apply to {chosen}; it takes "
+                               f"{_flags(spec(kind).options) or 'none of the backend options'}")
+    return kind, how
+
+
+def _choice(kind: str) -> str:
+    from ttsr.backends import spec
+
+    return _flags(spec(kind).required)
+
+
+def _open_backend(kind: str, given: dict[str, Any], *, model: Any, torch_device: str, source: Source,
                   workdir: Path) -> Backend:
     """The backend to time, opened through the registry (close it, or enter it in an ExitStack).
 
     ``given``: the backend options of the command line that were given (engine, onnx, threads, ...);
-    the model and the torch device go to the backends that take them.
+    the model and the torch device go to the backends that take them.  A graph or engine made from
+    other weights than ``source`` is refused.
     """
     from ttsr.backends import BackendError, open_backend, spec
+    from ttsr.provenance import SourceMismatch, check_source
 
     takes = spec(kind).options
-    options = {name: value for name, value in given.items() if name in takes}
+    options = dict(given)
     options.update((name, value) for name, value in (("model", model), ("device", torch_device)) if name in takes)
     if "onnx" in takes and options.get("onnx") is None:
         from ttsr.pipeline import make_graph
 
         click.echo("No --onnx: exporting the reference model and rewriting its search-transfer "
                    f"block for the {kind} backend ...")
-        options["onnx"] = make_graph(model, "rewritten", workdir)
+        options["onnx"] = make_graph(model, "rewritten", workdir, weights=source)
     missing = [name for name in spec(kind).required if options.get(name) is None]
     if missing:
-        raise click.UsageError(f"--backend {kind} needs --{missing[0].replace('_', '-')}")
+        raise click.UsageError(f"--backend {kind} needs {FLAGS[missing[0]]}")
     try:
         runner = open_backend(kind, **options)
     except BackendError as exc:
         raise click.ClickException(str(exc)) from None
     if runner.artefact is not None:
-        _check_source(runner.checkpoint_sha256, checkpoint, runner.artefact)
+        try:
+            warning = check_source(runner.source, source, runner.artefact)
+        except SourceMismatch as exc:
+            runner.close()
+            raise click.ClickException(str(exc)) from None
+        if warning is not None:
+            _warn(warning)
     return runner
 
 
@@ -333,7 +365,8 @@ def _write_outputs(out_dir: Path | None, json_path: Path | None, jobs: list[Job]
               help="Text file of 'lr ref [hr]' lines, instead of the folders.")
 @click.option("--backend", type=click.Choice(backend_names()),
               help="trt (TensorRT engine), ort (CPU, rewritten graph) or torch (the reference). "
-                   "Default: trt when --engine is given and a GPU is present, else ort.")
+                   "Default: trt when --engine is given (without a GPU the run fails: no silent fallback), "
+                   "ort when --onnx or neither is given. Options of another backend are errors.")
 @click.option("--engine", type=click.Path(path_type=Path), help="TensorRT engine from build_engine.py (trt).")
 @click.option("--onnx", "onnx_path", type=click.Path(path_type=Path),
               help="Rewritten ONNX graph for the ort backend (default: export the reference model).")
@@ -380,7 +413,8 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
                   metrics_convention: str, crop_border: int, check: bool, min_psnr: float | None,
                   min_ssim: float | None) -> None:
     """Super-resolve LR/Ref pairs, report latency and PSNR/SSIM against the PyTorch reference (and HR)."""
-    from ttsr.backends import default_backend, failure_message
+    from ttsr.backends import failure_message
+    from ttsr.provenance import Source
     from ttsr.runtime.batching import plan_batches
     from ttsr.runtime.timing import run_batches
 
@@ -388,26 +422,25 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
         raise click.UsageError("--check needs --min-psnr DB (and optionally --min-ssim S)")
     if not check and (min_psnr is not None or min_ssim is not None):
         raise click.UsageError("--min-psnr/--min-ssim only apply with --check")
-    if cuda_graph and backend not in (None, "trt"):
-        raise click.UsageError("--cuda-graph applies to the trt backend only")
-    if search_transfer is not None and backend != "torch":
-        raise click.UsageError("--search-transfer applies to the torch backend only: add --backend torch")
+    options = {"engine": engine, "plugin": plugin, "cuda_graph": cuda_graph or None, "onnx": onnx_path,
+               "threads": threads, "search_transfer": search_transfer}
+    given = {name: value for name, value in options.items() if value is not None}
+    kind, how = _choose_backend(backend, given)
     _check_device(torch_device)
     pairs = _collect_pairs(lr_dir, ref_dir, hr_dir, pair_list)
     jobs = _prepare(pairs)
     model, model_note = load_model(checkpoint, seed)
-    kind = backend or default_backend(engine)
     click.echo(model_note)
+    note = {"asked": "", "implied": f" (chosen by {_choice(kind)})",
+            "default": " (the default: no --backend, --engine or --onnx given)"}[how]
     where = " (search-transfer on the plugin's CUDA kernels)" if search_transfer == "kernels" else ""
-    click.echo(f"Backend: {kind}{where}; {len(jobs)} pair(s); batch {batch}; warm-up {warmup}; "
+    click.echo(f"Backend: {kind}{note}{where}; {len(jobs)} pair(s); batch {batch}; warm-up {warmup}; "
                f"{iterations} timed pass(es).")
 
     with tempfile.TemporaryDirectory(prefix="ttsr-infer-") as workdir, ExitStack() as cleanup:
-        given = {"engine": engine, "plugin": plugin, "cuda_graph": cuda_graph or None, "onnx": onnx_path,
-                 "threads": threads, "search_transfer": search_transfer}
         runner = cleanup.enter_context(_open_backend(
-            kind, {name: value for name, value in given.items() if value is not None}, model=model,
-            torch_device=torch_device, checkpoint=checkpoint, workdir=Path(workdir)))
+            kind, given, model=model, torch_device=torch_device, source=Source.of(checkpoint, seed),
+            workdir=Path(workdir)))
         sizes = [(job.inputs.lr_size, job.inputs.ref_size) for job in jobs]
         try:
             batches = plan_batches(sizes, batch, runner.profiles, pad_to_full=(kind == "trt"))
@@ -429,7 +462,7 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
     gate_psnr = min_psnr if check else None  # --check without --min-psnr was refused above
     failing = _gate(rows, gate_psnr, min_ssim) if gate_psnr is not None else []
     report: dict[str, Any] = {
-        "tool_version": tool_version(), "backend": kind, "model": model_note,
+        "tool_version": tool_version(), "backend": kind, "backend_choice": how, "model": model_note,
         "checkpoint": str(checkpoint) if checkpoint else None,
         "seed": None if checkpoint else seed, "engine": str(engine) if engine else None,
         "onnx": str(onnx_path) if onnx_path else None, "batch": batch, "warmup": warmup,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from ttsr import contract
 from ttsr.backends.base import BackendError
 from ttsr.backends.ort.runner import OrtBackend, OrtBackendError
 from ttsr.backends.profiles import ProfileError
@@ -17,15 +18,20 @@ UNEXPECTED_HINT = "rerun with --backend torch to tell the graph from the inputs,
 
 
 def open_backend(onnx: str | os.PathLike[str], threads: int | None = None) -> OrtBackend:
+    """``onnx`` must be the rewritten graph (FP32 or FP16), the one TensorRT builds: the plain export
+    would run ONNX Runtime's own search-transfer ops, so the plugin's twin would go untested."""
     try:
         info = inspect_onnx(onnx)
     except OnnxInfoError as exc:
         raise BackendError(str(exc)) from None
+    if not info.rewritten:
+        raise BackendError(f"{onnx} was never rewritten (no {contract.OP_TYPE} node): the ort backend runs "
+                           f"the rewritten graph, as TensorRT does; make it with `ttsr export --rewrite`")
     try:
         backend = OrtBackend(onnx, threads=threads)
     except Exception as exc:  # OrtBackendError, NativeLibraryError, and ONNX Runtime's own (not RuntimeErrors)
         raise BackendError(f"ONNX Runtime cannot run {onnx}: {first_line(exc)}") from None
-    backend.artefact, backend.checkpoint_sha256 = f"ONNX graph {onnx}", info.checkpoint_sha256
+    backend.artefact, backend.source = f"ONNX graph {onnx}", info.source
     return backend
 
 

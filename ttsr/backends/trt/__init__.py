@@ -25,7 +25,7 @@ def open_backend(engine: str | os.PathLike[str], plugin: str | os.PathLike[str] 
         backend = TrtBackend(engine, plugin_library=plugin, cuda_graph=cuda_graph)
     except EngineError as exc:
         raise BackendError(str(exc)) from None
-    backend.artefact, backend.checkpoint_sha256 = f"engine {engine}", backend.sidecar.checkpoint_sha256
+    backend.artefact, backend.source = f"engine {engine}", backend.sidecar.source
     return backend
 
 

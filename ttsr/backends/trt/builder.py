@@ -95,6 +95,7 @@ class BuildOptions:
     hardware_compatibility: str = "none"
     weak_fp16: bool = False
     checkpoint_sha256: str | None = None
+    seed: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -231,6 +232,7 @@ def build_engine(options: BuildOptions) -> EngineSidecar:
         engine_sha256=hashlib.sha256(engine).hexdigest(),
         plugin_memory=memory,
         checkpoint_sha256=options.checkpoint_sha256,
+        seed=options.seed,
         build_time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         tool_version=tool_version(),
         extra=dict(options.extra),

@@ -17,6 +17,7 @@ from typing import Any
 
 from ttsr.atomic import write_bytes_atomic
 from ttsr.backends.profiles import Profile, ProfileError
+from ttsr.provenance import Source
 
 FORMAT_VERSION = 2  # 2: engine_sha256 and plugin_memory
 SIDECAR_SUFFIX = ".json"
@@ -71,6 +72,11 @@ class EngineSidecar:
     tool_version: str
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None  # of the random model, for engines built without a checkpoint
+
+    @property
+    def source(self) -> Source:
+        return Source(self.checkpoint_sha256, self.seed)
 
     def to_json(self) -> str:
         data = asdict(self)
