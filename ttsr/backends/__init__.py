@@ -53,7 +53,7 @@ BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
                 "ONNX Runtime on the CPU: the rewritten graph, its plugin node on the CPU twin",
                 options=("onnx", "threads"), required=("onnx",)),
     BackendSpec("torch", "ttsr.backends.torch", "the PyTorch reference model on the CPU or a CUDA device",
-                options=("model", "device"), required=("model",)),
+                options=("model", "device", "search_transfer"), required=("model",)),
 )}
 
 

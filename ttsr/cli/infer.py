@@ -39,6 +39,9 @@ Examples:
   # GPU: a TensorRT engine, batches of 4, CUDA graph replay, 20 timed passes, JSON to stdout
   python infer.py --pairs pairs.txt --engine ttsr.engine --checkpoint ttsr-rec.pth \\
       --batch 4 --warmup 5 --iterations 20 --cuda-graph --json - > report.json
+  # GPU without TensorRT: PyTorch with the search-transfer on the plugin's CUDA kernels, gated
+  python infer.py --lr-dir lr --ref-dir ref --checkpoint ttsr-rec.pth --backend torch \\
+      --torch-device cuda --search-transfer kernels --check --min-psnr 40
   # CI gate: exit 1 if any output is below 40 dB / 0.99 SSIM against PyTorch, or a shape's
   # p99 latency is above 25 ms (p99 needs >= 100 timed calls per shape)
   python infer.py --lr-dir lr --ref-dir ref --engine ttsr.engine --checkpoint ttsr-rec.pth \\
@@ -52,7 +55,9 @@ be large enough for its SR output to be scored (5x5 with --crop-border 4).  The
 reference is the PyTorch model of --checkpoint; without one, a seeded random
 model (--seed) stands in, which is only good for testing the pipeline.
 Backends: trt (TensorRT engine, GPU), ort (ONNX Runtime on the CPU, the
-rewritten graph with the plugin's CPU twin), torch (the reference itself).
+rewritten graph with the plugin's CPU twin), torch (the reference itself, or
+with --search-transfer kernels its search-transfer on the plugin's CUDA kernels:
+libttsr_st_cuda.so from build/ or $TTSR_PLUGIN_DIR).
 Without --onnx, the ort backend exports and rewrites the reference model first.
 Every output path is checked (and its folder made) before any model runs.
 
@@ -143,7 +148,7 @@ def _warn(message: str) -> None:
 
 # The command line's name of each backend option (``ttsr.backends.BACKENDS``).
 FLAGS = {"engine": "--engine", "plugin": "--plugin", "cuda_graph": "--cuda-graph", "onnx": "--onnx",
-         "threads": "--threads", "device": "--torch-device"}
+         "threads": "--threads", "device": "--torch-device", "search_transfer": "--search-transfer"}
 
 
 def _flags(options: Iterable[str]) -> str:
@@ -215,8 +220,9 @@ def _open_backend(kind: str, given: dict[str, Any], *, model: Any, torch_device:
 
 
 def _reference_outputs(model: Any, jobs: list[Job], batches: list[Any], backend_outputs: list[np.ndarray],
-                       kind: str, device: str, progress: Callable[[int], None]) -> list[np.ndarray]:
-    if kind == "torch":
+                       kind: str, device: str, search_transfer: str | None,
+                       progress: Callable[[int], None]) -> list[np.ndarray]:
+    if kind == "torch" and search_transfer != "kernels":  # the backend ran the reference itself
         return backend_outputs
     from ttsr.backends.torch import TorchBackend
     from ttsr.runtime.timing import run_batches
@@ -323,6 +329,10 @@ def _used_gpu(runner: Any, kind: str, torch_device: str) -> dict[str, str] | Non
 @click.option("--threads", type=click.IntRange(min=1), help="ort: intra-op threads (default: ONNX Runtime's).")
 @click.option("--torch-device", default="cpu", show_default=True,
               help="Device of the PyTorch model (the reference, and the torch backend): cpu, cuda, cuda:1 ...")
+@click.option("--search-transfer", type=click.Choice(["torch", "kernels"]),
+              help="torch backend: run the search-transfer block in PyTorch (default) or on the plugin's CUDA "
+                   "kernels (kernels, with --torch-device cuda: the whole model on the GPU without TensorRT); "
+                   "the reference stays the PyTorch model.")
 @click.option("--out-dir", type=click.Path(path_type=Path), help="Write the SR images here as <name>.png.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path),
               help="Write the full report as JSON here; '-' writes it to stdout (the tables go to stderr).")
@@ -350,8 +360,8 @@ def _used_gpu(runner: Any, kind: str, torch_device: str) -> dict[str, str] | Non
 def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None, pair_list: Path | None,
                   backend: str | None, engine: Path | None, onnx_path: Path | None, plugin: Path | None,
                   checkpoint: Path | None, seed: int, batch: int, warmup: int, iterations: int,
-                  cuda_graph: bool, threads: int | None, torch_device: str, out_dir: Path | None,
-                  json_path: Path | None, report_dir: Path | None,
+                  cuda_graph: bool, threads: int | None, torch_device: str, search_transfer: str | None,
+                  out_dir: Path | None, json_path: Path | None, report_dir: Path | None,
                   metrics_convention: str, crop_border: int, check: bool, min_psnr: float | None,
                   min_ssim: float | None, max_p99_ms: float | None, max_mean_ms: float | None,
                   progress: bool | None) -> None:
@@ -368,7 +378,7 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
     say = functools.partial(click.echo, err=is_stdout(json_path))  # keep stdout for the JSON of --json -
     limits = _limits(check, min_psnr, min_ssim, max_p99_ms, max_mean_ms)
     options = {"engine": engine, "plugin": plugin, "cuda_graph": cuda_graph or None, "onnx": onnx_path,
-               "threads": threads}
+               "threads": threads, "search_transfer": search_transfer}
     given = {name: value for name, value in options.items() if value is not None}
     kind, how = _choose_backend(backend, given)
     _check_device(torch_device)
@@ -381,7 +391,8 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
         say(model_note)
         note = {"asked": "", "implied": f" (chosen by {_choice(kind)})",
                 "default": " (the default: no --backend, --engine or --onnx given)"}[how]
-        say(f"Backend: {kind}{note}; {len(jobs)} pair(s); batch {batch}; warm-up {warmup}; "
+        where = " (search-transfer on the plugin's CUDA kernels)" if search_transfer == "kernels" else ""
+        say(f"Backend: {kind}{note}{where}; {len(jobs)} pair(s); batch {batch}; warm-up {warmup}; "
             f"{iterations} timed pass(es).")
         with tempfile.TemporaryDirectory(prefix="ttsr-infer-") as workdir, ExitStack() as cleanup:
             runner = cleanup.enter_context(_open_backend(
@@ -394,7 +405,8 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
                 raise click.ClickException(str(exc)) from None
             _check_p99_samples(limits, batches, warmup, iterations)
             warm_calls, timed_calls = count_calls(batches, warmup, iterations)
-            total = warm_calls + sum(timed_calls.values()) + (len(batches) if kind != "torch" else 0)
+            separate_reference = kind != "torch" or search_transfer == "kernels"
+            total = warm_calls + sum(timed_calls.values()) + (len(batches) if separate_reference else 0)
             with tqdm(total=total, unit="call", desc=f"infer ({kind})", file=sys.stderr,
                       disable=None if progress is None else not progress, leave=False) as bar:
                 try:
@@ -402,15 +414,18 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
                                                    iterations, progress=bar.update)
                 except Exception as exc:  # the backend's known errors, and TensorRT's, pycuda's, ORT's or torch's own
                     raise click.ClickException(failure_message(kind, exc)) from None
-                if kind != "torch":
+                if separate_reference:
                     bar.set_description("reference (torch)")
-                references = _reference_outputs(model, jobs, batches, outputs, kind, torch_device, bar.update)
+                references = _reference_outputs(model, jobs, batches, outputs, kind, torch_device,
+                                                search_transfer, bar.update)
 
         settings = Settings(
             backend=kind, backend_choice=how, model=model_note, checkpoint=str(checkpoint) if checkpoint else None,
             seed=None if checkpoint else seed, engine=str(engine) if engine else None,
             onnx=str(onnx_path) if onnx_path else None, batch=batch, warmup=warmup, iterations=iterations,
-            cuda_graph=cuda_graph, torch_device=torch_device, convention=metrics_convention,
+            cuda_graph=cuda_graph, torch_device=torch_device,
+            search_transfer=search_transfer or ("torch" if kind == "torch" else None),
+            convention=metrics_convention,
             crop_border=crop_border)
         machine = machine_details(_used_gpu(runner, kind, torch_device),
                                   {"torch": torch.get_num_threads(), "onnxruntime_intra_op": threads})

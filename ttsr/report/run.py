@@ -28,6 +28,7 @@ class Settings:
     iterations: int
     cuda_graph: bool
     torch_device: str
+    search_transfer: str | None  # torch backend: "torch" or "kernels" (the plugin's CUDA kernels)
     convention: str
     crop_border: int
 
