@@ -35,19 +35,21 @@ def test_the_plugin_node_runs_on_the_cpu_twin(models, monkeypatch):
     calls = []
     real = native.search_transfer_cpu
 
-    def spy(*arrays, ref_chunk=0):
-        calls.append(([a.shape for a in arrays], arrays[0].dtype, ref_chunk))
-        return real(*arrays, ref_chunk=ref_chunk)
+    def spy(*arrays, ref_chunk=0, threads=0):
+        calls.append(([a.shape for a in arrays], arrays[0].dtype, ref_chunk, threads))
+        return real(*arrays, ref_chunk=ref_chunk, threads=threads)
 
     import ttsr.runtime.ort_backend as ort_backend
     monkeypatch.setattr(ort_backend, "search_transfer_cpu", spy)
     inputs = random_inputs((6, 5), (16, 24), 1)
     OrtBackend(models.rewritten).run(inputs)
-    OrtBackend(models.fp16).run(inputs)
+    OrtBackend(models.fp16, threads=1).run(inputs)
     q_shape = (1, 256, 6, 5)
-    assert [(shapes[0], dtype) for shapes, dtype, _ in calls] == [(q_shape, np.float32),
-                                                                   (q_shape, np.float16)]
-    assert all(chunk == contract.ATTRIBUTES["ref_chunk"] for _, _, chunk in calls)
+    assert [(shapes[0], dtype) for shapes, dtype, _, _ in calls] == [(q_shape, np.float32),
+                                                                      (q_shape, np.float16)]
+    assert all(chunk == contract.ATTRIBUTES["ref_chunk"] for _, _, chunk, _ in calls)
+    # The twin gets the session's intra-op threads (0: its own default, every core).
+    assert [threads for *_, threads in calls] == [0, 1]
 
 
 def _tiny_fp16_graph() -> onnx.ModelProto:
