@@ -152,43 +152,71 @@ def profile_image(onnx_path: Path, side: int, threads: int) -> dict:
             "torch_top_ops_self_ms": top_torch, "torch_total_self_ms": sum(torch_ops.values())}
 
 
-def ort_variants(onnx_path: Path, side: int, threads: int, runs: int) -> list[dict]:
-    """In the child: each session setting changed alone from the chosen ones, timed round-robin."""
+def _variant_changes(threads: int) -> dict[str, Callable[[Any], None]]:
+    """Each ORT session setting changed alone from the chosen ones (``session_options``)."""
+    import onnxruntime as ort
+
+    level = ort.GraphOptimizationLevel
+    return {
+        "chosen": lambda o: None,
+        "graph optimisation basic": lambda o: setattr(o, "graph_optimization_level", level.ORT_ENABLE_BASIC),
+        "graph optimisation extended (no NCHWc layout)":
+            lambda o: setattr(o, "graph_optimization_level", level.ORT_ENABLE_EXTENDED),
+        "memory arena off": lambda o: setattr(o, "enable_cpu_mem_arena", False),
+        "memory pattern on": lambda o: setattr(o, "enable_mem_pattern", True),
+        "spinning threads": lambda o: o.add_session_config_entry("session.intra_op.allow_spinning", "1"),
+        f"intra-op threads {max(1, threads // 2)}": lambda o: setattr(o, "intra_op_num_threads", max(1, threads // 2)),
+    }
+
+
+def _variant_session(onnx_path: Path, threads: int, change: Callable[[Any], None]) -> Any:
     import onnxruntime as ort
     from onnxruntime_extensions import get_library_path
 
     from ttsr.runtime.ort_backend import _session_model, session_options
     from ttsr.surgery.graph_io import load_onnx
 
-    level = ort.GraphOptimizationLevel
-    changes: dict[str, Callable[[Any], None]] = {
-        "chosen": lambda o: None,
-        "graph optimisation basic": lambda o: setattr(o, "graph_optimization_level", level.ORT_ENABLE_BASIC),
-        "graph optimisation extended (no NCHWc layout)":
-            lambda o: setattr(o, "graph_optimization_level", level.ORT_ENABLE_EXTENDED),
-        "memory arena off": lambda o: setattr(o, "enable_cpu_mem_arena", False),
-        "memory pattern off": lambda o: setattr(o, "enable_mem_pattern", False),
-        "spinning threads": lambda o: o.add_session_config_entry("session.intra_op.allow_spinning", "1"),
-        f"intra-op threads {max(1, threads // 2)}": lambda o: setattr(o, "intra_op_num_threads", max(1, threads // 2)),
-    }
-    inputs = _inputs(side, seed=side).as_dict()
     model, _ = _session_model(load_onnx(onnx_path, RuntimeError, "export it first"), threads)
-    sessions = {}
-    for name, change in changes.items():
-        options = session_options(threads)
-        options.register_custom_ops_library(get_library_path())
-        change(options)
-        sessions[name] = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        sessions[name].run(None, inputs)
+    options = session_options(threads)
+    options.register_custom_ops_library(get_library_path())
+    change(options)
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def ort_variant_times(onnx_path: Path, side: int, threads: int, runs: int) -> dict[str, float]:
+    """In the child: median time of each setting, the sessions run round-robin (same load for all)."""
+    inputs = _inputs(side, seed=side).as_dict()
+    sessions = {name: _variant_session(onnx_path, threads, change)
+                for name, change in _variant_changes(threads).items()}
     times: dict[str, list[float]] = {name: [] for name in sessions}
+    for session in sessions.values():
+        session.run(None, inputs)
     for _ in range(runs):
         for name, session in sessions.items():
             start = time.perf_counter()
             session.run(None, inputs)
             times[name].append((time.perf_counter() - start) * 1e3)
-    chosen = statistics.median(times["chosen"])
-    return [{"setting": name, "median_ms": statistics.median(t), "vs_chosen": statistics.median(t) / chosen}
-            for name, t in times.items()]
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def ort_variant_peak(onnx_path: Path, side: int, threads: int, name: str) -> float:
+    """In the child: the process's peak RSS (MB) over two runs of one setting's session."""
+    session = _variant_session(onnx_path, threads, _variant_changes(threads)[name])
+    inputs = _inputs(side, seed=side).as_dict()
+    _reset_peak()
+    for _ in range(2):
+        session.run(None, inputs)
+    return _status_kib("VmHWM") / 1024
+
+
+def ort_variants(onnx_path: Path, common: list[str], threads: int) -> list[dict]:
+    """Time (interleaved, one process) and peak memory (one process each) of every setting."""
+    times = _child("variant-times", str(onnx_path), *common)
+    rows = []
+    for name, ms in times.items():
+        peak = _child("variant-peak", str(onnx_path), name, *common)
+        rows.append({"setting": name, "median_ms": ms, "vs_chosen": ms / times["chosen"], "peak_rss_mb": peak})
+    return rows
 
 
 def _child(task: str, *args: str) -> Any:
@@ -282,7 +310,8 @@ def main(sizes: str, runs: int, threads: int, profile_size: int, variants: bool,
     if child is not None:
         path = Path(child_args[0])
         tasks = {"profile": lambda: profile_image(path, profile_size, threads),
-                 "variants": lambda: ort_variants(path, profile_size, threads, runs)}
+                 "variant-times": lambda: ort_variant_times(path, profile_size, threads, runs),
+                 "variant-peak": lambda: ort_variant_peak(path, profile_size, threads, child_args[1])}
         result = tasks[child]() if child in tasks else measure_backend(child, path, sides, runs, threads)
         click.echo(json.dumps(result))
         return
@@ -299,7 +328,7 @@ def main(sizes: str, runs: int, threads: int, profile_size: int, variants: bool,
                   "--profile-size", str(profile_size)]
         results = {backend: _child(backend, str(onnx_path), *common) for backend in BACKENDS}
         profile = _child("profile", str(onnx_path), *common)
-        settings = _child("variants", str(onnx_path), *common) if variants else []
+        settings = ort_variants(onnx_path, common, threads) if variants else []
     load = os.getloadavg()
     report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": load},
               "threads": threads, "runs": runs, "results": results, "profile": profile, "ort_settings": settings}
@@ -323,8 +352,10 @@ def main(sizes: str, runs: int, threads: int, profile_size: int, variants: bool,
                       [[op, f"{ms:.1f}", f"{ms / torch_total:.0%}"]
                        for op, ms in list(profile["torch_top_ops_self_ms"].items())[:8]]))
     if settings:
-        click.echo(_table([f"ORT setting (LR {profile_size}), one change each", "median ms", "vs chosen"],
-                          [[s["setting"], f"{s['median_ms']:.0f}", f"{s['vs_chosen']:.2f}"] for s in settings]))
+        click.echo(_table([f"ORT setting (LR {profile_size}), one change each", "median ms", "time vs chosen",
+                           "peak RSS MB"],
+                          [[s["setting"], f"{s['median_ms']:.0f}", f"{s['vs_chosen']:.2f}", f"{s['peak_rss_mb']:.0f}"]
+                           for s in settings]))
     tmp = json_path.with_name(json_path.name + ".tmp")
     tmp.write_text(json.dumps(report, indent=2))
     os.replace(tmp, json_path)

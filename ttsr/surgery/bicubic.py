@@ -18,6 +18,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ttsr.surgery.graph_io import inferred_graph
+
 _TAPS = 5  # offsets -2 .. 2 around the source pixel cover both phases of every scale
 _PAD = _TAPS // 2
 
@@ -73,7 +75,7 @@ def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
 
 def _float_channels(model: onnx.ModelProto) -> dict[str, int]:
     """Channel count of every float32 NCHW tensor whose count shape inference knows."""
-    inferred = onnx.shape_inference.infer_shapes(model).graph
+    inferred = inferred_graph(model)
     channels = {}
     for info in [*inferred.value_info, *inferred.input]:
         tensor = info.type.tensor_type
