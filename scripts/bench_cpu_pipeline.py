@@ -2,8 +2,9 @@
 ONNX Runtime with the CPU twin (``ort`` backend), on the seeded model.
 
 Per LR size (Ref = 4x LR, random images): median time per image over ``--runs`` runs after one
-warm-up, all sizes in one process per backend, and the process's peak resident memory per size
-(VmHWM, reset before each size through /proc/self/clear_refs).  Then, for one image, where the
+warm-up, each backend in one long-lived process for all sizes, their runs interleaved (the machine
+may be shared: both see the same load), and each process's peak resident memory per size (VmHWM,
+reset before each size through /proc/self/clear_refs).  Then, for one image, where the
 time goes: ONNX Runtime's profiler per op type and per node, the twin's stages on the same
 image's features, and PyTorch's profiler per op.  ``--variants`` also times ORT session settings
 against the chosen ones (``ttsr.runtime.ort_backend.session_options``), interleaved in one process.
@@ -32,6 +33,10 @@ import click
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("torch", "ort")
 SEED = 0
+# PyTorch's OpenMP threads spin while they wait, as ORT's do by default (which the ort backend
+# turns off): on a shared machine a spinning thread holds a core that the working one needs, and
+# PyTorch's time per image at LR 8 swung between 0.5 and 6.7 s.  Passive waiting: 0.12 to 0.26 s.
+_CHILD_ENV = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
 
 
 def _status_kib(field: str) -> int:
@@ -72,24 +77,74 @@ def _runner(backend: str, onnx_path: Path, threads: int) -> Callable[[Any], obje
     return OrtBackend(onnx_path, threads=threads).run
 
 
-def measure_backend(backend: str, onnx_path: Path, sides: list[int], runs: int, threads: int) -> list[dict]:
-    """In the child: per size, the times of ``runs`` runs after a warm-up and the peak RSS."""
+def serve_backend(backend: str, onnx_path: Path, threads: int) -> None:
+    """In the child: one backend, driven line by line from stdin so that the parent can interleave
+    the two backends' runs (the same machine load for both).  ``size N``: make the inputs, run
+    once (warm-up), reset the peak; ``run``: the time of one run (ms); ``peak``: the peak RSS (MB)
+    since the last ``size``."""
     run = _runner(backend, onnx_path, threads)
-    rows = []
-    for side in sides:
-        inputs = _inputs(side, seed=side)
-        _reset_peak()
-        before = _status_kib("VmRSS")
-        run(inputs)
-        times = []
-        for _ in range(runs):
+    inputs = None
+    print("ready", flush=True)
+    for line in sys.stdin:
+        command, *args = line.split()
+        if command == "size":
+            inputs = _inputs(int(args[0]), seed=int(args[0]))
+            _reset_peak()
+            run(inputs)
+            print(_status_kib("VmRSS") / 1024, flush=True)
+        elif command == "run":
             start = time.perf_counter()
             run(inputs)
-            times.append(time.perf_counter() - start)
-        rows.append({"lr": side, "ref": 4 * side, "ms": [t * 1e3 for t in times],
-                     "median_ms": statistics.median(times) * 1e3,
-                     "peak_rss_mb": _status_kib("VmHWM") / 1024, "rss_before_mb": before / 1024})
-    return rows
+            print((time.perf_counter() - start) * 1e3, flush=True)
+        elif command == "peak":
+            print(_status_kib("VmHWM") / 1024, flush=True)
+
+
+class _Worker:
+    def __init__(self, backend: str, onnx_path: Path, common: list[str]) -> None:
+        self.backend = backend
+        self.process = subprocess.Popen([sys.executable, __file__, "--child", backend, str(onnx_path), *common],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+                                        env=_CHILD_ENV)
+        self.ask("")  # waits for "ready"
+
+    def ask(self, command: str) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        if command:
+            self.process.stdin.write(command + "\n")
+            self.process.stdin.flush()
+        answer = self.process.stdout.readline().strip()
+        if not answer:
+            raise click.ClickException(f"the {self.backend} backend's process stopped (command {command!r})")
+        return answer
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait()
+
+
+def measure_backends(onnx_path: Path, common: list[str], sides: list[int], runs: int) -> dict[str, list[dict]]:
+    """Per size: a warm-up run each, then ``runs`` rounds in which each backend runs once (the
+    order alternating), each backend in its own long-lived process; medians and peak RSS."""
+    workers = [_Worker(backend, onnx_path, common) for backend in BACKENDS]
+    results: dict[str, list[dict]] = {backend: [] for backend in BACKENDS}
+    try:
+        for side in sides:
+            before = {w.backend: float(w.ask(f"size {side}")) for w in workers}
+            times: dict[str, list[float]] = {w.backend: [] for w in workers}
+            for round_index in range(runs):
+                for worker in workers[::1 if round_index % 2 == 0 else -1]:
+                    times[worker.backend].append(float(worker.ask("run")))
+            for worker in workers:
+                results[worker.backend].append({
+                    "lr": side, "ref": 4 * side, "ms": times[worker.backend],
+                    "median_ms": statistics.median(times[worker.backend]),
+                    "peak_rss_mb": float(worker.ask("peak")), "rss_after_warm_up_mb": before[worker.backend]})
+    finally:
+        for worker in workers:
+            worker.close()
+    return results
 
 
 def _ort_node_times(session: Any, feed: dict) -> tuple[dict[str, float], dict[str, float], float]:
@@ -221,7 +276,7 @@ def ort_variants(onnx_path: Path, common: list[str], threads: int) -> list[dict]
 
 def _child(task: str, *args: str) -> Any:
     command = [sys.executable, __file__, "--child", task, *args]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, env=_CHILD_ENV)
     if done.returncode != 0:
         raise click.ClickException(f"{task} failed:\n{done.stderr.strip()[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -312,8 +367,10 @@ def main(sizes: str, runs: int, threads: int, profile_size: int, variants: bool,
         tasks = {"profile": lambda: profile_image(path, profile_size, threads),
                  "variant-times": lambda: ort_variant_times(path, profile_size, threads, runs),
                  "variant-peak": lambda: ort_variant_peak(path, profile_size, threads, child_args[1])}
-        result = tasks[child]() if child in tasks else measure_backend(child, path, sides, runs, threads)
-        click.echo(json.dumps(result))
+        if child in BACKENDS:
+            serve_backend(child, path, threads)
+            return
+        click.echo(json.dumps(tasks[child]()))
         return
     for target in (json_path, png_path):
         if not target.parent.is_dir():
@@ -326,14 +383,14 @@ def main(sizes: str, runs: int, threads: int, profile_size: int, variants: bool,
             raise click.UsageError(f"--onnx {onnx_path}: no such file; omit it to export the seeded model")
         common = ["--sizes", sizes, "--runs", str(runs), "--threads", str(threads),
                   "--profile-size", str(profile_size)]
-        results = {backend: _child(backend, str(onnx_path), *common) for backend in BACKENDS}
+        results = measure_backends(onnx_path, common, sides, runs)
         profile = _child("profile", str(onnx_path), *common)
         settings = ort_variants(onnx_path, common, threads) if variants else []
     load = os.getloadavg()
     report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": load},
               "threads": threads, "runs": runs, "results": results, "profile": profile, "ort_settings": settings}
     click.echo(f"\n{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; "
-               f"{threads} threads; median of {runs} runs after a warm-up; seeded model, random images")
+               f"{threads} threads; median of {runs} interleaved runs after a warm-up; seeded model, random images")
     rows = []
     for torch_row, ort_row in zip(results["torch"], results["ort"]):
         rows.append([f"{torch_row['lr']} / {torch_row['ref']}", f"{torch_row['median_ms']:.0f}",

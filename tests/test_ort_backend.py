@@ -84,6 +84,21 @@ def test_intra_op_threads_block_instead_of_spinning(tmp_path):
     onnx.save(_tiny_fp16_graph(), path)
     options = OrtBackend(path).session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    # One planned block for all intermediates raised the peak memory by a third at LR 80.
+    assert not options.enable_mem_pattern and options.enable_cpu_mem_arena
+
+
+def test_the_session_runs_no_cubic_resize(models):
+    from ttsr.runtime.ort_backend import _session_model
+    from ttsr.surgery.graph_io import load_onnx
+
+    original = onnx.load(models.rewritten)
+    cubic = [n for n in original.graph.node if n.op_type == "Resize"]
+    assert len(cubic) >= 2  # the generator's bicubic upsamplings
+    session_graph, _ = _session_model(load_onnx(models.rewritten, OrtBackendError, ""))
+    assert not [n for n in session_graph.graph.node if n.op_type == "Resize"]
+    shuffles = sum(n.op_type == "DepthToSpace" for n in original.graph.node)  # the generator's own
+    assert sum(n.op_type == "DepthToSpace" for n in session_graph.graph.node) == shuffles + len(cubic)
 
 
 def test_bad_graphs_are_refused_with_one_line(models, tmp_path):

@@ -169,11 +169,10 @@ def _session_model(model: onnx.ModelProto, threads: int | None = None) -> tuple[
     plugins = [n for n in model.graph.node if _is_plugin(n)]
     types = elem_types(model)
     has_fp16 = TensorProto.FLOAT16 in types.values()
-    copy = model
     plugin_types = {n.name: types.get(n.input[0]) for n in plugins}
     if has_fp16:
-        _emulate_fp16(copy, types)
-    for node in (n for n in copy.graph.node if _is_plugin(n)):
+        _emulate_fp16(model, types)
+    for node in (n for n in model.graph.node if _is_plugin(n)):
         _check_attributes(node)
         dtype = plugin_types[node.name]
         if dtype not in _PYOP_TYPES:
@@ -182,11 +181,11 @@ def _session_model(model: onnx.ModelProto, threads: int | None = None) -> tuple[
         node.domain, node.op_type = PYOP_DOMAIN, _PYOP_TYPES[dtype]
         node.attribute.append(onnx.helper.make_attribute(_THREADS_ATTRIBUTE, threads or 0))
     if plugins:
-        opsets = [o for o in copy.opset_import if o.domain != contract.DOMAIN]
-        del copy.opset_import[:]
-        copy.opset_import.extend(opsets + [onnx.helper.make_opsetid(PYOP_DOMAIN, 1)])
-    bicubic_as_conv(copy)
-    return copy, bool(plugins)
+        opsets = [o for o in model.opset_import if o.domain != contract.DOMAIN]
+        del model.opset_import[:]
+        model.opset_import.extend(opsets + [onnx.helper.make_opsetid(PYOP_DOMAIN, 1)])
+    bicubic_as_conv(model)
+    return model, bool(plugins)
 
 
 def session_options(threads: int | None) -> ort.SessionOptions:
