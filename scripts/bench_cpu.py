@@ -79,7 +79,10 @@ def measure(implementation: str, side: int, repeats: int, threads: int, budget: 
 def run_child(implementation: str, side: int, repeats: int, threads: int, budget: int) -> dict[str, float]:
     command = [sys.executable, __file__, "--child", implementation, "--sizes", str(side),
                "--repeats", str(repeats), "--threads", str(threads), "--budget", str(budget)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    # PyTorch's OpenMP threads wait passively, as the twin's do: spinning ones made its times swing
+    # 10x on a shared machine (see bench_cpu_pipeline.py).
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT,
+                          env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
     if done.returncode != 0:
         raise click.ClickException(f"{implementation} at {side}x{side} failed:\n{done.stderr.strip()}")
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
