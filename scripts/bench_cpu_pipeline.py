@@ -7,7 +7,7 @@ may be shared: both see the same load), and each process's peak resident memory 
 reset before each size through /proc/self/clear_refs).  Then, for one image, where the
 time goes: ONNX Runtime's profiler per op type and per node, the twin's stages on the same
 image's features, and PyTorch's profiler per op.  ``--variants`` also times ORT session settings
-against the chosen ones (``ttsr.runtime.ort_backend.session_options``), interleaved in one process.
+against the chosen ones (``ttsr.backends.ort.runner.session_options``), interleaved in one process.
 Writes a JSON report and a PNG plot of time and memory against size.
 
     .venv/bin/python scripts/bench_cpu_pipeline.py [--sizes 40,80,120] [--runs 3] [--threads 2] \\
@@ -69,10 +69,10 @@ def _runner(backend: str, onnx_path: Path, threads: int) -> Callable[[Any], obje
     torch.set_num_threads(threads)
     if backend == "torch":
         from ttsr.model import build_model
-        from ttsr.runtime.backends import TorchBackend
+        from ttsr.backends.torch import TorchBackend
 
         return TorchBackend(build_model(seed=SEED)).run
-    from ttsr.runtime.ort_backend import OrtBackend
+    from ttsr.backends.ort.runner import OrtBackend
 
     return OrtBackend(onnx_path, threads=threads).run
 
@@ -173,8 +173,8 @@ def profile_image(onnx_path: Path, side: int, threads: int) -> dict:
 
     from ttsr.model import build_model
     from ttsr.plugin.native import search_transfer_cpu
-    from ttsr.runtime.ort_backend import _session_model, session_options
-    from ttsr.surgery.graph_io import load_onnx
+    from ttsr.backends.ort.runner import _session_model, session_options
+    from ttsr.onnx_io import load_onnx
 
     torch.set_num_threads(threads)
     inputs = _inputs(side, seed=side)
@@ -228,8 +228,8 @@ def _variant_session(onnx_path: Path, threads: int, change: Callable[[Any], None
     import onnxruntime as ort
     from onnxruntime_extensions import get_library_path
 
-    from ttsr.runtime.ort_backend import _session_model, session_options
-    from ttsr.surgery.graph_io import load_onnx
+    from ttsr.backends.ort.runner import _session_model, session_options
+    from ttsr.onnx_io import load_onnx
 
     model, _ = _session_model(load_onnx(onnx_path, RuntimeError, "export it first"), threads)
     options = session_options(threads)

@@ -29,10 +29,10 @@ if nvidia-smi > /dev/null 2>&1 && "$PY" -c 'import tensorrt; tensorrt.Builder' >
         --min-lr 16 --opt-lr 40 --max-lr 64 --min-ref 64 --opt-ref 144x176 --max-ref 256 \
         --timing-cache "$OUT/timing.cache"
     "$PY" infer.py --pairs "$PAIRS" --backend trt --engine "$OUT/ttsr.engine" "${MODEL[@]}" \
-        --warmup 5 --iterations 50 --out-dir "$OUT/sr" --json "$OUT/report.json"
+        --warmup 5 --iterations 50 --out-dir "$OUT/sr" --json "$OUT/report.json" --report "$OUT/report"
 else
     echo "== CPU path (no GPU, TensorRT or plugin library here): rewritten ONNX graph on ONNX Runtime =="
     "$PY" -m ttsr.cli export "$OUT/ttsr.rewritten.onnx" --rewrite "${MODEL[@]}"
     "$PY" infer.py --pairs "$PAIRS" --backend ort --onnx "$OUT/ttsr.rewritten.onnx" "${MODEL[@]}" \
-        --warmup 1 --iterations 3 --out-dir "$OUT/sr" --json "$OUT/report.json"
+        --warmup 1 --iterations 3 --out-dir "$OUT/sr" --json "$OUT/report.json" --report "$OUT/report"
 fi

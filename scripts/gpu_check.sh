@@ -2,9 +2,11 @@
 # GPU checks of the search-transfer CUDA kernels, as one command, for a machine with an
 # NVIDIA GPU, a CUDA build of PyTorch and nvcc (TensorRT not needed):
 #   1. builds libttsr_st_cuda.so into build/gpu-check (for this GPU's architecture),
-#   2. runs scripts/gpu_check.py: accuracy against the PyTorch reference block, then the
-#      latency / peak-memory benchmark. Extra arguments go to gpu_check.py (see --help).
-# Exit status 1 when the build fails or an accuracy check misses its threshold.
+#   2. runs scripts/gpu_check.py (the front end of ttsr/bench/): accuracy against the PyTorch
+#      reference block, compute-sanitizer memcheck, the block benchmark, a per-kernel breakdown,
+#      the whole model with the kernels vs the PyTorch block, issue #9's targets; writes the JSON
+#      report to $build_dir/report.json. Extra arguments go to gpu_check.py (see --help).
+# Exit status 1 when the build fails or a check misses its bar.
 # Environment: PYTHON (default .venv/bin/python, else python3), CUDA_ARCHS (default: this
 # GPU's, see cuda_archs), GPU_CHECK_BUILD_DIR (default build/gpu-check).
 set -euo pipefail
@@ -33,7 +35,9 @@ archs=${CUDA_ARCHS:-$(cuda_archs)}
 arch_args=()
 if [ -n "$archs" ]; then arch_args=(-DCMAKE_CUDA_ARCHITECTURES="$archs"); fi
 mkdir -p "$(dirname "$build_dir")"
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release \
+# Only the CUDA kernels: the CPU twin (TTSR_CPU_TWIN) needs an OpenBLAS wheel the GPU machine's
+# Python may lack, and the check does not use it.
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DTTSR_CPU_TWIN=OFF \
     -DPython3_EXECUTABLE="$(command -v "$PYTHON")" ${arch_args[@]+"${arch_args[@]}"} > "$build_dir.log" 2>&1 \
     || { cat "$build_dir.log"; exit 1; }
 if ! grep -q "cuBLAS:" "$build_dir.log"; then
@@ -43,4 +47,5 @@ if ! grep -q "cuBLAS:" "$build_dir.log"; then
 fi
 cmake --build "$build_dir" -j "$(nproc)" --target ttsr_st_cuda >> "$build_dir.log" 2>&1 \
     || { tail -50 "$build_dir.log"; exit 1; }
-exec "$PYTHON" scripts/gpu_check.py --library "$build_dir/libttsr_st_cuda.so" "$@"
+echo "gpu_check: built $build_dir/libttsr_st_cuda.so in ${SECONDS} s"
+exec "$PYTHON" scripts/gpu_check.py --library "$build_dir/libttsr_st_cuda.so" --json "$build_dir/report.json" "$@"

@@ -1,8 +1,9 @@
 """One export of the seeded TTSR per test session, shared by the export, surgery, ORT and parser tests.
 
 The dynamo export of the full model takes 10-20 s, so it runs once, through
-``ttsr export`` from a checkpoint file: each test module's session fixture
-calls :func:`onnx_models`, which caches its result.
+the library's graph chain (:func:`ttsr.pipeline.make_graph`) from a checkpoint
+file: each test module's session fixture calls :func:`onnx_models`, which
+caches its result.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from ttsr.cli.export import export_command
+from ttsr.atomic import file_sha256
 from ttsr.data import ModelInputs
 from ttsr.model import TTSR, build_model, load_checkpoint, save_mmediting_checkpoint
+from ttsr.pipeline import make_graph
+from ttsr.provenance import Source
 from ttsr.surgery import RewriteReport, convert_fp16, rewrite_search_transfer
 
 # (LR HxW, Ref HxW, batch): square, non-square with Ref != LR, batch 2 with a wide Ref.
@@ -28,7 +30,6 @@ PARITY_SHAPES = [((8, 8), (32, 32), 1), ((10, 14), (44, 36), 1), ((9, 7), (24, 4
 class OnnxModels:
     model: TTSR  # loaded from ``checkpoint``
     checkpoint: Path
-    export_output: str  # what ``ttsr export`` printed
     plain: Path
     rewritten: Path
     fp16: Path  # float32 I/O
@@ -40,19 +41,18 @@ _CACHE: list[OnnxModels] = []
 
 
 def onnx_models(tmp_path_factory: pytest.TempPathFactory) -> OnnxModels:
-    """The seeded TTSR saved as an mmediting checkpoint and exported by ``ttsr export --fp16``."""
+    """The seeded TTSR saved as an mmediting checkpoint, exported, rewritten and made FP16 from it."""
     if not _CACHE:
         root = tmp_path_factory.mktemp("onnx")
         checkpoint = save_mmediting_checkpoint(build_model(seed=0), root / "ttsr.pth")
-        result = CliRunner().invoke(export_command, [
-            str(root / "ttsr.onnx"), "--checkpoint", str(checkpoint), "--fp16", "--keep-intermediates"])
-        if result.exit_code != 0:
-            raise RuntimeError(f"ttsr export failed:\n{result.output}") from result.exception
+        model = load_checkpoint(checkpoint)
+        fp16 = make_graph(model, "fp16", root, weights=Source(checkpoint_sha256=file_sha256(checkpoint)),
+                          paths={"plain": root / "ttsr.plain.onnx", "rewritten": root / "ttsr.fp32.onnx",
+                                 "fp16": root / "ttsr.onnx"})
         # The rewrite again, for its report (it takes well under a second).
         report = rewrite_search_transfer(root / "ttsr.plain.onnx", root / "ttsr.rewritten.onnx")
         fp16_io16 = convert_fp16(report.dst, root / "ttsr.fp16-io16.onnx", io_dtype="float16")
-        _CACHE.append(OnnxModels(load_checkpoint(checkpoint), checkpoint, result.output,
-                                 root / "ttsr.plain.onnx", report.dst, root / "ttsr.onnx",
+        _CACHE.append(OnnxModels(model, checkpoint, root / "ttsr.plain.onnx", report.dst, fp16,
                                  fp16_io16, report))
     return _CACHE[0]
 

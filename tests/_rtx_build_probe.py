@@ -5,7 +5,7 @@ TensorRT libraries may abort the whole process, which must not take the test
 session down with it.  The request names the target compute capability and,
 per build, the ONNX file, the engine file to write and the profile shapes
 (input name -> [min, opt, max]).  The build goes through
-``ttsr.engine.builder``'s own steps (network flags, parser, config, profile)
+``ttsr.backends.trt.builder``'s own steps (network flags, parser, config, profile)
 with TensorRT-RTX in place of TensorRT; TensorRT-RTX compiles ahead of time
 for the named compute capability, so no GPU is needed.
 
@@ -46,7 +46,7 @@ def _logger(trt: Any) -> Any:
 
 def build(trt: Any, request: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
     from ttsr.atomic import write_bytes_atomic
-    from ttsr.engine.builder import BuildOptions, add_profile, create_config, network_flags, parse_onnx
+    from ttsr.backends.trt.builder import BuildOptions, add_profile, create_config, network_flags, parse_onnx
 
     logger = _logger(trt)
     builder = trt.Builder(logger)

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ttsr.atomic import atomic_output, make_folders, write_bytes_atomic, write_json_atomic
+from ttsr.atomic import atomic_output, file_sha256, make_folders, write_bytes_atomic, write_json_atomic
 
 
 class Boom(Exception):
@@ -73,3 +73,8 @@ def test_make_folders_returns_only_what_it_created_outermost_first(tmp_path):
     assert make_folders(target) == [tmp_path / "a" / "b", target]
     assert target.is_dir()
     assert make_folders(target) == []
+
+
+def test_file_sha256_known_answer(tmp_path):
+    (tmp_path / "abc").write_bytes(b"abc")
+    assert file_sha256(tmp_path / "abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

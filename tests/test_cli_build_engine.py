@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from test_engine_build_flow import fake_tensorrt, write_graph_and_plugin
+from ttsr.backends.gpu import GpuInfo
+from ttsr.backends.trt import checks as trt_checks
+from ttsr.backends.trt.sidecar import read_sidecar
 from ttsr.cli import main
-from ttsr.engine import builder as builder_module
-from ttsr.engine.gpu import GpuInfo
-from ttsr.engine.sidecar import read_sidecar
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def fake_build(tmp_path, monkeypatch):
     def install(gpu: GpuInfo) -> dict:
         calls: dict = {}
         monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(calls))
-        monkeypatch.setattr(builder_module, "detect_gpu", lambda: gpu)
+        monkeypatch.setattr(trt_checks, "detect_gpu", lambda: gpu)
         return calls
 
     graph, plugin = write_graph_and_plugin(tmp_path)
@@ -119,3 +119,41 @@ def test_missing_plugin_file(fake_build, tmp_path):
     (tmp_path / "libplugin.so").unlink()
     result = build(*args)
     assert result.exit_code == 1 and "libplugin.so does not exist; build it with" in result.stderr
+
+
+def test_workspace_budget_reaches_the_plugin_node_and_the_sidecar(fake_build, tmp_path, monkeypatch):
+    import onnx
+
+    from ttsr import contract
+    from ttsr.contract import Shapes
+    from ttsr.plugin.native import workspace_size
+
+    install, args = fake_build
+    install(GpuInfo("Fake GPU", "9.0"))
+    fields: list[dict] = []
+
+    def parse_from_file(self, path):  # what the TensorRT ONNX parser would hand the plugin creator
+        model = onnx.load(path)
+        fields.extend({a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+                      for node in model.graph.node if node.op_type == contract.OP_TYPE)
+        return True
+
+    monkeypatch.setattr(sys.modules["tensorrt"].OnnxParser, "parse_from_file", parse_from_file)
+    # LR 64 x Ref 256 (search grid 64x64): the whole relevance block (64 MiB) exceeds 3 MiB.
+    result = build(*args, "--opt-lr", "64", "--opt-ref", "256", "--workspace-budget", "3")
+    assert result.exit_code == 0, result.output
+    assert fields == [{contract.WORKSPACE_BUDGET_FIELD: 3}]
+    (memory,) = read_sidecar(tmp_path / "ttsr.engine").plugin_memory
+    assert memory.workspace_budget_mib == 3
+    largest = Shapes(1, 256, 64, 64, 64, 64, 256, 128, 64)
+    assert memory.workspace_bytes == workspace_size(largest, "float16", budget=3 << 20)
+    assert memory.workspace_bytes < workspace_size(largest, "float16")  # the default tile is larger
+    assert "tile budget 3 MiB" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["-1", str((1 << 20) + 1), "1GiB"])
+def test_workspace_budget_out_of_range_is_a_usage_error(tmp_path, value):
+    result = build("--seed", "0", "--opt-lr", "16", "--opt-ref", "64", "--workspace-budget", value,
+                   "--output", str(tmp_path / "e.engine"))
+    assert result.exit_code == 2 and "--workspace-budget" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -14,14 +14,16 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from ttsr.atomic import file_sha256
+from ttsr.backends.gpu import GpuInfo
+from ttsr.backends.profiles import Profile
+from ttsr.backends.trt.runner import EngineError
+from ttsr.backends.trt.sidecar import EngineSidecar, PluginInfo, write_sidecar
 from ttsr.cli import main
-from ttsr.engine.graphs import ensure_precision, export_rewritten
-from ttsr.engine.onnx_info import inspect_onnx
-from ttsr.engine.gpu import GpuInfo
-from ttsr.engine.profiles import Profile
-from ttsr.engine.sidecar import EngineSidecar, PluginInfo, write_sidecar
-from ttsr.model import build_model, file_sha256, save_mmediting_checkpoint
-from ttsr.runtime.trt_backend import EngineError
+from ttsr.model import build_model, save_mmediting_checkpoint
+from ttsr.onnx_io import inspect_onnx, record_source
+from ttsr.pipeline import make_graph
+from ttsr.provenance import Source
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets" / "pairs"
@@ -42,19 +44,23 @@ def artefacts(tmp_path_factory):
     with torch.no_grad():
         dict(perturbed_model.named_parameters())[PERTURBED_WEIGHT].mul_(2.0)
     perturbed = save_mmediting_checkpoint(perturbed_model, root / "perturbed.pth")
-    onnx_path = export_rewritten(model, root, checkpoint_sha256=file_sha256(base))
+    onnx_path = make_graph(model, "rewritten", root, weights=Source(checkpoint_sha256=file_sha256(base)))
     return {"base": base, "perturbed": perturbed, "onnx": onnx_path}
+
+
+def make_pairs(root: Path) -> Path:
+    """lr/ref/hr folders under ``root`` holding top-left crops of the small bundled pairs (HR still 4x the LR)."""
+    for role, (height, width) in CROP.items():
+        (root / role).mkdir(parents=True)
+        for name in SMALL:
+            with Image.open(ASSETS / role / f"{name}.png") as image:
+                image.crop((0, 0, width, height)).save(root / role / f"{name}.png")
+    return root
 
 
 @pytest.fixture
 def pairs(tmp_path):
-    """lr/ref/hr folders holding top-left crops of the small bundled pairs (HR still 4x the LR)."""
-    for role, (height, width) in CROP.items():
-        (tmp_path / role).mkdir()
-        for name in SMALL:
-            with Image.open(ASSETS / role / f"{name}.png") as image:
-                image.crop((0, 0, width, height)).save(tmp_path / role / f"{name}.png")
-    return tmp_path
+    return make_pairs(tmp_path)
 
 
 def folders(pairs: Path, hr: bool = True) -> list[str]:
@@ -77,15 +83,16 @@ def test_ort_run_writes_tables_json_images_and_passes_the_gate(artefacts, pairs,
                     "--checkpoint", str(artefacts["base"]), "--out-dir", str(out), "--json", str(report_path),
                     "--warmup", "0", "--check", "--min-psnr", "50", "--min-ssim", "0.999")
     assert result.exit_code == 0, result.output
-    assert "=== Latency (ort" in result.stdout and "per call" in result.stdout
-    assert "=== Accuracy (rgb" in result.stdout and "[PASSED] all 2 image(s)" in result.stdout
+    assert "=== Latency (ort" in result.stdout and "Host Latency" in result.stdout
+    assert "=== Accuracy (rgb" in result.stdout and "[PASSED] 4 of 4 check(s) pass" in result.stdout
     assert "warning" not in result.stderr  # the graph records this very checkpoint
 
     report = read_report(report_path)
     assert [row["name"] for row in report["images"]] == list(SMALL)
     assert report["latency"]["calls"] == 2 and report["latency"]["images"] == 2
-    assert report["latency"]["latency_ms"]["min"] > 0
-    assert report["gate"] == {"min_psnr": 50.0, "min_ssim": 0.999, "passed": True, "failing": []}
+    assert report["latency"]["all"]["host_latency_ms"]["min"] > 0
+    assert {key: report["gate"][key] for key in ("min_psnr", "min_ssim", "passed", "failing")} == {
+        "min_psnr": 50.0, "min_ssim": 0.999, "passed": True, "failing": []}
     for row in report["images"]:
         psnr = row["vs_reference"]["psnr"]
         assert psnr == "inf" or psnr >= 50
@@ -98,28 +105,37 @@ def test_ort_run_writes_tables_json_images_and_passes_the_gate(artefacts, pairs,
 
 
 def test_gate_fails_against_a_perturbed_reference(artefacts, pairs, tmp_path):
+    """A graph that records no source cannot be checked against the weights: it runs, with a warning,
+    and the gate catches the other weights."""
+    unrecorded = tmp_path / "unrecorded.onnx"
+    record_source(shutil.copy(artefacts["onnx"], unrecorded), Source())
     report_path = tmp_path / "report.json"
-    result = invoke(*folders(pairs, hr=False), "--backend", "ort", "--onnx", str(artefacts["onnx"]),
+    result = invoke(*folders(pairs, hr=False), "--backend", "ort", "--onnx", str(unrecorded),
                     "--threads", "1", "--checkpoint", str(artefacts["perturbed"]), "--json", str(report_path),
                     "--warmup", "0", "--check", "--min-psnr", "50")
     assert result.exit_code == 1, result.output
-    assert "[FAILED] 2 of 2 image(s) below the gate" in result.stdout
-    table = result.stdout.split("[FAILED]")[1]
-    assert "cat" in table and "coffee" in table and "PSNR < 50" in table
-    assert "made from a checkpoint with sha256" in result.stderr
+    assert "[FAILED] 0 of 2 check(s) pass; failing: cat, coffee" in result.stdout
+    table = result.stdout.split("=== Gate")[1]
+    failing = [line.split() for line in table.splitlines() if line.endswith("FAIL")]
+    assert [(row[0], row[4], row[-3:-1]) for row in failing] == [("PSNR", "cat", [">=", "50"]),
+                                                                 ("PSNR", "coffee", [">=", "50"])]
+    assert "records no checkpoint hash or seed" in result.stderr
     report = read_report(report_path)
     assert report["gate"]["passed"] is False and report["gate"]["failing"] == list(SMALL)
     assert all(row["vs_reference"]["psnr"] < 50 for row in report["images"])
     assert all("vs_hr" not in row for row in report["images"])
 
 
-def test_warns_when_the_graph_came_from_a_checkpoint_that_is_not_given(artefacts, pairs):
-    (pairs / "lr" / "coffee.png").unlink()
-    (pairs / "ref" / "coffee.png").unlink()
+@pytest.mark.parametrize("weights, expect", [
+    ("perturbed", "but the weights given are the checkpoint with sha256"),
+    (None, "but the weights given are the random model of seed 0"),
+])
+def test_a_graph_of_other_weights_is_refused(artefacts, pairs, tmp_path, weights, expect):
+    given = ["--checkpoint", str(artefacts[weights])] if weights else []
     result = invoke(*folders(pairs, hr=False), "--backend", "ort", "--onnx", str(artefacts["onnx"]),
-                    "--threads", "1", "--warmup", "0")
-    assert result.exit_code == 0, result.output
-    assert "but no --checkpoint is given" in result.stderr
+                    "--threads", "1", *given, *outputs(tmp_path), "--check", "--min-psnr", "50")
+    assert_clean_failure(result, tmp_path, expect=expect)
+    assert f"made from the checkpoint with sha256 {file_sha256(artefacts['base'])[:12]}" in result.stderr
 
 
 def test_torch_backend_batches_equal_sizes_from_a_pair_list(artefacts, pairs, tmp_path):
@@ -217,23 +233,22 @@ def test_sidecar_mismatch(pairs, tmp_path):
 
 def test_gate_needs_a_threshold(pairs, tmp_path):
     result = invoke(*folders(pairs), "--backend", "torch", "--check", *outputs(tmp_path))
-    assert result.exit_code == 2 and "--check needs --min-psnr" in result.stderr
+    assert result.exit_code == 2 and "--check needs --min-psnr DB, --min-ssim S, --max-p99-ms" in result.stderr
 
 
-def test_failed_write_removes_what_the_run_created(pairs, tmp_path):
+def test_unwritable_output_is_refused_before_the_run_and_undoes_what_it_made(pairs, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the JSON folder should be")
     result = invoke(*folders(pairs, hr=False), "--backend", "torch", "--seed", "3", "--warmup", "0",
                     "--out-dir", str(tmp_path / "sr"), "--json", str(blocker / "report.json"))
-    assert result.exit_code == 1
-    assert "No --checkpoint: using a seeded random TTSR (seed 3)" in result.stdout
-    assert "cannot write outputs" in result.stderr
-    assert not (tmp_path / "sr").exists()
+    assert_clean_failure(result, tmp_path, expect=f"--json {blocker / 'report.json'}: {blocker} is a file, "
+                                                  f"not a folder")
+    assert "No --checkpoint" not in result.stdout  # refused before the model was even made
 
 
 def test_recorded_checkpoint_hash_is_in_the_graph_and_its_fp16_pass(artefacts, tmp_path):
     assert inspect_onnx(artefacts["onnx"]).checkpoint_sha256 == file_sha256(artefacts["base"])
-    fp16 = inspect_onnx(ensure_precision(artefacts["onnx"], "fp16", tmp_path))
+    fp16 = inspect_onnx(make_graph(artefacts["onnx"], "fp16", tmp_path))
     assert fp16.precision == "fp16" and fp16.checkpoint_sha256 == file_sha256(artefacts["base"])
 
 
@@ -251,7 +266,7 @@ def fake_trt(pairs, tmp_path, monkeypatch):
     """The recording TensorRT/pycuda stand-ins of test_runtime_trt_backend, with an engine whose
     profile fits the pairs (its "network" upsamples lq 4x)."""
     from test_runtime_trt_backend import VERSION, fake_modules
-    from ttsr.runtime import trt_backend
+    from ttsr.backends.trt import runner as trt_backend
 
     log: dict = {}
     for name, module in fake_modules(log).items():
@@ -266,7 +281,7 @@ def fake_trt(pairs, tmp_path, monkeypatch):
                                                          (48, 64))],
         plugin=PluginInfo("TTSRSearchTransfer", "1", str(plugin), file_sha256(plugin)), onnx_sha256="1" * 64,
         engine_sha256=hashlib.sha256(b"engine").hexdigest(), plugin_memory=[], checkpoint_sha256=None,
-        build_time="2026-11-25T12:00:00+00:00", tool_version="0.1.0"))
+        build_time="2026-11-25T12:00:00+00:00", tool_version="0.1.0", seed=0))  # infer's default weights
     return ["--backend", "trt", "--engine", str(engine), "--warmup", "0"], log
 
 

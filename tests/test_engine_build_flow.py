@@ -19,12 +19,13 @@ import pytest
 from onnx import TensorProto, helper
 
 from ttsr import contract
+from ttsr.backends.gpu import GpuInfo
+from ttsr.backends.profiles import Profile
+from ttsr.backends.trt import builder as builder_module
+from ttsr.backends.trt import checks as trt_checks
+from ttsr.backends.trt.builder import BuildError, BuildOptions, build_engine
+from ttsr.backends.trt.sidecar import read_sidecar
 from ttsr.contract import Shapes
-from ttsr.engine import builder as builder_module
-from ttsr.engine.builder import BuildError, BuildOptions, build_engine
-from ttsr.engine.gpu import GpuInfo
-from ttsr.engine.profiles import Profile
-from ttsr.engine.sidecar import read_sidecar
 from ttsr.plugin.native import NativeLibraryError, chunk_size, workspace_size
 
 INPUTS = ("lq", "lq_up", "ref", "ref_downup")
@@ -142,7 +143,7 @@ def setup(tmp_path, monkeypatch):
     def install(**kwargs):
         calls: dict = {}
         monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(calls, **kwargs))
-        monkeypatch.setattr(builder_module, "detect_gpu", lambda: GpuInfo("Fake GPU", "8.9"))
+        monkeypatch.setattr(trt_checks, "detect_gpu", lambda: GpuInfo("Fake GPU", "8.9"))
         return calls
 
     graph, plugin = write_graph_and_plugin(tmp_path)
@@ -225,7 +226,7 @@ def test_missing_plugin_library(setup):
 def test_no_gpu(setup, monkeypatch):
     install, options = setup
     install()
-    monkeypatch.setattr(builder_module, "detect_gpu", lambda: None)
+    monkeypatch.setattr(trt_checks, "detect_gpu", lambda: None)
     with pytest.raises(BuildError, match="no NVIDIA GPU found"):
         build_engine(options)
 
@@ -233,7 +234,7 @@ def test_no_gpu(setup, monkeypatch):
 def test_ampere_plus_needs_an_ampere_gpu_to_build_on(setup, monkeypatch):
     install, options = setup
     calls = install()
-    monkeypatch.setattr(builder_module, "detect_gpu", lambda: GpuInfo("Tesla T4", "7.5"))
+    monkeypatch.setattr(trt_checks, "detect_gpu", lambda: GpuInfo("Tesla T4", "7.5"))
     with pytest.raises(BuildError, match="ampere_plus needs an Ampere or newer GPU.*Tesla T4 is sm 7.5") as info:
         build_engine(options)
     assert "\n" not in str(info.value)
@@ -252,7 +253,7 @@ def test_without_the_cpu_twin_the_plugin_memory_is_not_recorded(setup, monkeypat
     install, options = setup
     install()
 
-    def missing(profile, precision):
+    def missing(profile, precision, budget_mib):
         raise NativeLibraryError("libttsr_st_cpu.so not found")
 
     monkeypatch.setattr(builder_module, "plugin_memory", missing)

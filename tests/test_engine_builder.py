@@ -8,11 +8,12 @@ import pytest
 from onnx import TensorProto, helper
 
 from ttsr import contract
+from ttsr.backends.profiles import Profile, ProfileError
+from ttsr.backends.trt.builder import BuildError, BuildOptions, check_options, plugin_memory, require_tensorrt
 from ttsr.contract import Shapes
-from ttsr.engine.builder import BuildError, BuildOptions, check_options, plugin_memory, require_tensorrt
+from ttsr.onnx_io import OnnxInfoError, inspect_onnx, record_source
 from ttsr.plugin.native import chunk_size, workspace_size
-from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx, record_checkpoint
-from ttsr.engine.profiles import Profile, ProfileError
+from ttsr.provenance import Source
 
 INPUTS = ("lq", "lq_up", "ref", "ref_downup")
 
@@ -45,8 +46,8 @@ def test_inspect_reads_inputs_precision_and_recorded_checkpoint(tmp_path):
     info = inspect_onnx(path)
     assert info.inputs["lq"] == [1, 3, 16, None]
     assert info.precision == "fp16" and info.rewritten and info.checkpoint_sha256 is None
-    record_checkpoint(path, "ab" * 32)
-    record_checkpoint(path, "cd" * 32)
+    record_source(path, Source(checkpoint_sha256="ab" * 32))
+    record_source(path, Source(checkpoint_sha256="cd" * 32))
     assert inspect_onnx(path).checkpoint_sha256 == "cd" * 32
     assert [p.key for p in onnx.load(path).metadata_props].count("ttsr.source_checkpoint_sha256") == 1
 

@@ -1,6 +1,6 @@
 import pytest
 
-from ttsr.engine.profiles import (Profile, ProfileError, check_graph_inputs, choose_profile,
+from ttsr.backends.profiles import (Profile, ProfileError, check_graph_inputs, choose_profile,
                                   input_shapes, make_profile, parse_size)
 
 

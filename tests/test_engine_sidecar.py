@@ -1,9 +1,10 @@
+import dataclasses
 import json
 
 import pytest
 
-from ttsr.engine.profiles import Profile
-from ttsr.engine.sidecar import (EngineSidecar, PluginInfo, PluginMemory, SidecarError, check_engine_hash,
+from ttsr.backends.profiles import Profile
+from ttsr.backends.trt.sidecar import (EngineSidecar, PluginInfo, PluginMemory, SidecarError, check_engine_hash,
                                  check_sidecar, read_sidecar, sidecar_path, write_sidecar)
 
 
@@ -80,5 +81,7 @@ def test_engine_hash_ties_the_sidecar_to_its_engine():
 
 def test_plugin_memory_is_described_in_mib():
     memory = make_sidecar().plugin_memory[0]
-    assert memory.describe() == ("workspace 170.2 MiB; at the largest shape the kernels score "
-                                 "900 of 3600 Ref positions per pass")
+    assert memory.describe() == ("workspace 170.2 MiB (tile budget default); at the largest shape the kernels "
+                                 "score 900 of 3600 Ref positions per pass")
+    budgeted = dataclasses.replace(memory, workspace_budget_mib=256)
+    assert "(tile budget 256 MiB)" in budgeted.describe()

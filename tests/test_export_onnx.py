@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from _onnx_models import PARITY_SHAPES, onnx_models, random_inputs, torch_output
+from ttsr.backends.ort.runner import OrtBackend
 from ttsr.export import ExportError, example_inputs, export_onnx
 from ttsr.model import INPUT_NAMES, OUTPUT_NAME
-from ttsr.runtime.ort_backend import OrtBackend
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import torch
 from ttsr.model import build_model
 from ttsr.model.checkpoint import (
     CheckpointError,
-    file_sha256,
     load_checkpoint,
     load_state_dict_into,
     save_mmediting_checkpoint,
@@ -250,7 +249,3 @@ def test_not_a_checkpoint_is_one_line(tmp_path):
         message = assert_one_line_error(path, str(path))
         assert len(message) < 400, name
 
-
-def test_file_sha256_known_answer(tmp_path):
-    (tmp_path / "abc").write_bytes(b"abc")
-    assert file_sha256(tmp_path / "abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -11,9 +11,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from _onnx_models import PARITY_SHAPES, onnx_models, random_inputs, torch_output
 from ttsr import contract
+from ttsr.backends.ort.runner import OrtBackend, OrtBackendError
 from ttsr.model import INPUT_NAMES, OUTPUT_NAME
 from ttsr.plugin import native
-from ttsr.runtime.ort_backend import OrtBackend, OrtBackendError
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +39,7 @@ def test_the_plugin_node_runs_on_the_cpu_twin(models, monkeypatch):
         calls.append(([a.shape for a in arrays], arrays[0].dtype, ref_chunk, threads))
         return real(*arrays, ref_chunk=ref_chunk, threads=threads)
 
-    import ttsr.runtime.ort_backend as ort_backend
+    import ttsr.backends.ort.runner as ort_backend
     monkeypatch.setattr(ort_backend, "search_transfer_cpu", spy)
     inputs = random_inputs((6, 5), (16, 24), 1)
     OrtBackend(models.rewritten).run(inputs)
@@ -89,8 +89,8 @@ def test_intra_op_threads_block_instead_of_spinning(tmp_path):
 
 
 def test_the_session_runs_no_cubic_resize(models):
-    from ttsr.runtime.ort_backend import _session_model
-    from ttsr.surgery.graph_io import load_onnx
+    from ttsr.backends.ort.runner import _session_model
+    from ttsr.onnx_io import load_onnx
 
     original = onnx.load(models.rewritten)
     cubic = [n for n in original.graph.node if n.op_type == "Resize"]

@@ -44,8 +44,8 @@ def _string_literals(path: Path) -> set[str]:
 
 def test_plugin_identity_and_fields_come_from_contract_h():
     contract = _contract_strings()
-    names = {contract[key] for key in ("TTSR_ST_OP_TYPE", "TTSR_ST_ATTR_PATCH_SIZE",
-                                       "TTSR_ST_ATTR_FOLD_DIVISOR", "TTSR_ST_ATTR_REF_CHUNK")}
+    names = {contract[key] for key in ("TTSR_ST_OP_TYPE", "TTSR_ST_ATTR_PATCH_SIZE", "TTSR_ST_ATTR_FOLD_DIVISOR",
+                                       "TTSR_ST_ATTR_REF_CHUNK", "TTSR_ST_FIELD_WORKSPACE_BUDGET_MIB")}
     sources = _plugin_sources()
     assert sources, f"no plugin sources in {PLUGIN_DIR}"
     for source in sources:
@@ -53,8 +53,18 @@ def test_plugin_identity_and_fields_come_from_contract_h():
         assert not duplicated, f"{source.name} repeats {duplicated} instead of using contract.h"
     code = "".join(p.read_text() for p in sources)
     for macro in ("TTSR_ST_OP_TYPE", "TTSR_ST_PLUGIN_VERSION", "TTSR_ST_PLUGIN_NAMESPACE",
-                  "TTSR_ST_ATTR_PATCH_SIZE", "TTSR_ST_ATTR_FOLD_DIVISOR", "TTSR_ST_ATTR_REF_CHUNK"):
+                  "TTSR_ST_ATTR_PATCH_SIZE", "TTSR_ST_ATTR_FOLD_DIVISOR", "TTSR_ST_ATTR_REF_CHUNK",
+                  "TTSR_ST_FIELD_WORKSPACE_BUDGET_MIB", "TTSR_ST_MAX_WORKSPACE_BUDGET_MIB"):
         assert macro in code, f"the plugin does not use {macro} from contract.h"
+
+
+def test_workspace_budget_field_mirrors_the_python_contract():
+    from ttsr import contract as py_contract
+
+    assert _contract_strings()["TTSR_ST_FIELD_WORKSPACE_BUDGET_MIB"] == py_contract.WORKSPACE_BUDGET_FIELD
+    assert py_contract.WORKSPACE_BUDGET_FIELD not in py_contract.ATTRIBUTES  # a plugin field, not the op's
+    maximum = re.search(r"#define TTSR_ST_MAX_WORKSPACE_BUDGET_MIB (\d+)", CONTRACT_H.read_text())
+    assert maximum is not None and int(maximum.group(1)) == py_contract.MAX_WORKSPACE_BUDGET_MIB
 
 
 def test_version_script_exports_only_the_registration_entry_points():
@@ -129,7 +139,8 @@ def test_tensorrt_rtx_registry_and_onnx_parser_use_the_plugin(plugin_build):
     result = json.loads(probe.stdout.strip().splitlines()[-1])
     contract = _contract_strings()
     assert result["loaded"] and result["creators"] == [contract["TTSR_ST_OP_TYPE"]]
-    assert result["fields"] == [contract[f"TTSR_ST_ATTR_{n}"] for n in ("PATCH_SIZE", "FOLD_DIVISOR", "REF_CHUNK")]
+    assert result["fields"] == [*(contract[f"TTSR_ST_ATTR_{n}"] for n in ("PATCH_SIZE", "FOLD_DIVISOR", "REF_CHUNK")),
+                                contract["TTSR_ST_FIELD_WORKSPACE_BUDGET_MIB"]]
     assert result["plugin"] == [contract["TTSR_ST_OP_TYPE"], contract["TTSR_ST_PLUGIN_VERSION"],
                                 contract["TTSR_ST_PLUGIN_NAMESPACE"]]
     assert result["num_outputs"] == 4

@@ -1,9 +1,12 @@
-"""The CUDA-free parts of scripts/gpu_check.py (the GPU itself is exercised on a GPU machine)."""
+"""scripts/gpu_check.py and gpu_check.sh, the front end of ttsr.bench, without a GPU: options,
+errors, the whole run on a pretend GPU (the host twin standing in for the CUDA kernels), the
+JSON report and the exit status."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
-import math
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from click.testing import CliRunner
 
+from tests._twin_op import TwinOp
+from ttsr.bench import accuracy, whole_model
 from ttsr.plugin import native
+from ttsr.plugin import torch_kernels
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
 
@@ -23,7 +28,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
 def gpu_check():
     spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    sys.modules[spec.name] = module
     try:
         spec.loader.exec_module(module)
         yield module
@@ -34,126 +39,43 @@ def gpu_check():
 def test_help_describes_the_checks(gpu_check):
     result = CliRunner().invoke(gpu_check.main, ["--help"])
     assert result.exit_code == 0
-    for option in ("--sizes", "--repeats", "--max-seconds", "--library", "--no-largest"):
+    for option in ("--sizes", "--model-sizes", "--profile-size", "--memcheck", "--json", "--library",
+                   "--no-largest", "Examples:"):
         assert option in result.output
 
 
-def test_bad_sizes_is_a_usage_error(gpu_check):
-    result = CliRunner().invoke(gpu_check.main, ["--sizes", "40,-3"])
+@pytest.mark.parametrize("option", ["--sizes", "--model-sizes"])
+def test_bad_sizes_is_a_usage_error(gpu_check, option):
+    result = CliRunner().invoke(gpu_check.main, [option, "40,-3"])
     assert result.exit_code == 2
-    assert "'-3' is not a positive integer" in result.output
+    assert f"'-3' is not a positive integer: give e.g. {option} 40,80,120" in result.output
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without a GPU")
 def test_no_gpu_is_one_line_error(gpu_check):
-    result = CliRunner().invoke(gpu_check.main, ["--no-benchmark"])
+    result = CliRunner().invoke(gpu_check.main, ["--no-memcheck"])
     assert result.exit_code == 1
     assert result.output.strip() == ("Error: PyTorch sees no CUDA GPU: run this on a GPU machine with a "
                                      "CUDA build of torch")
 
 
-def test_parse_sizes_and_ladder(gpu_check):
-    assert gpu_check.parse_sizes(" 40,80 ,120") == [40, 80, 120]
-    with pytest.raises(ValueError, match="'0'"):
-        gpu_check.parse_sizes("40,0")
-    ladder = gpu_check.size_ladder(120, limit=400)
-    assert ladder == [152, 192, 240, 304, 384]
-    assert all(s % 8 == 0 for s in ladder)
-    assert gpu_check.size_ladder(2, limit=40) == [8, 16, 24, 32, 40]
+def test_gpu_check_imports_only_what_the_gpu_machine_has(tmp_path):
+    """The GPU machine has torch, numpy and click but maybe not Pillow, ONNX or tqdm: the check, and
+    the memcheck child, must not import them."""
+    code = ("import sys\n"
+            "for name in ('PIL', 'onnx', 'onnxruntime', 'onnx_graphsurgeon', 'tqdm', 'tensorrt', 'pycuda'):\n"
+            "    sys.modules[name] = None\n"
+            "import importlib.util, runpy\n"
+            f"spec = importlib.util.spec_from_file_location('gpu_check', {str(SCRIPT)!r})\n"
+            "module = importlib.util.module_from_spec(spec); sys.modules['gpu_check'] = module\n"
+            "spec.loader.exec_module(module)\n"
+            "import ttsr.bench.memcheck, ttsr.bench.kernel_profile, ttsr.bench.whole_model, ttsr.model\n"
+            "print('imported')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=SCRIPT.parents[1])
+    assert out.stdout.strip() == "imported", out.stderr
 
 
-def test_largest_fitting_stops_at_oom_and_at_time_cap(gpu_check):
-    Measurement = gpu_check.Measurement
-    ms_at = {152: 800.0, 192: 2000.0, 240: 5000.0}
-
-    def fits_below_240(side):
-        return Measurement(ms_at[side], 1.0) if side < 240 else Measurement(note="OOM")
-
-    side, m, why = gpu_check.largest_fitting(fits_below_240, 120, 300.0, max_seconds=1000)
-    assert (side, m.ms, why) == (192, 2000.0, "OOM at 240x240")
-
-    tried = []
-
-    def record(side):
-        tried.append(side)
-        return Measurement(ms_at[side], 1.0)
-
-    # 2 s at 192 predicts 2 * (240/192)**4 = 4.9 s at 240: over a 4 s cap, so 240 is never run.
-    side, _, why = gpu_check.largest_fitting(record, 120, 300.0, max_seconds=4)
-    assert side == 192 and tried == [152, 192]
-    assert why.startswith("stopped by time: 240x240 would take ~5 s")
-
-
-def test_psnr_known_values(gpu_check):
-    reference = torch.tensor([0.0, 1.0, 2.0, 4.0])
-    noisy = reference + torch.tensor([0.1, -0.1, 0.1, -0.1])
-    assert gpu_check.psnr(reference, noisy) == pytest.approx(10 * math.log10(16 / 0.01))
-    assert gpu_check.psnr(reference, reference.clone()) == math.inf
-
-
-def test_argmax_agreement_counts_lower_picks_and_ties(gpu_check):
-    best = torch.tensor([0.9, 0.8, 0.7, 0.6])
-    second = torch.tensor([0.5, 0.7999, 0.1, 0.2])
-    picked = torch.tensor([0.9, 0.7999, 0.65, 0.5995])
-    agreement, ambiguous = gpu_check.argmax_agreement(picked, best, second, tol=1e-3)
-    assert agreement == pytest.approx(0.75)  # 0.65 is not within 1e-3 of 0.7
-    assert ambiguous == pytest.approx(0.25)
-
-
-def test_best_two_relevances_match_brute_force(gpu_check):
-    case = gpu_check.Case(1, 3, 4, 2, 3, (5, 5, 3, 2))
-    q, k, *_ = gpu_check.make_inputs(case, seed=1, device="cpu")
-    assert all(t.min() >= 0 for t in (q, k))
-    best, second = gpu_check.best_two_relevances(q, k)
-    qp = F.pad(q, (1, 1, 1, 1))
-    kp = F.pad(k, (1, 1, 1, 1))
-    for p in range(case.h * case.w):
-        y, x = divmod(p, case.w)
-        qv = qp[0, :, y:y + 3, x:x + 3].flatten()
-        scores = sorted(
-            (float(torch.dot(qv / qv.norm(), kp[0, :, r:r + 3, c:c + 3].flatten()
-                             / kp[0, :, r:r + 3, c:c + 3].flatten().norm()))
-             for r in range(case.hr) for c in range(case.wr)), reverse=True)
-        assert best[0, p].item() == pytest.approx(scores[0], abs=1e-6)
-        assert second[0, p].item() == pytest.approx(scores[1], abs=1e-6)
-
-
-def test_influenced_mask_covers_the_transfer_footprint(gpu_check):
-    lr = torch.zeros(1, 1, 4, 5, dtype=torch.bool)
-    lr[0, 0, 0, 4] = True
-    mask = gpu_check.influenced_mask(lr, scale=2)
-    assert mask.shape == (1, 1, 8, 10)
-    # LR (0, 4) feeds LR rows 0..1 and columns 3..4 -> output rows 0..3, columns 6..9 at x2.
-    expected = torch.zeros(8, 10, dtype=torch.bool)
-    expected[0:4, 6:10] = True
-    assert torch.equal(mask[0, 0], expected)
-
-
-def test_markdown_table_and_extrapolation(gpu_check):
-    table = gpu_check.markdown_table(["a", "b", "c"], [[1, 2.345, None], ["x", 0.5, "OOM"]])
-    assert table.splitlines() == ["| a | b | c |", "|---|---|---|", "| 1 | 2.35 | - |", "| x | 0.50 | OOM |"]
-    sides = [40, 80, 120]
-    quadratic = [10 + 1e-4 * (s * s) ** 2 for s in sides]
-    side = gpu_check.extrapolated_side(sides, quadratic, capacity=10 + 1e-4 * 400.0 ** 4, degree=2)
-    assert 392 <= side <= 400
-    linear = [5 + 0.01 * s * s for s in sides]
-    assert 2992 <= gpu_check.extrapolated_side(sides, linear, capacity=5 + 0.01 * 3000 ** 2, degree=1) <= 3000
-    assert gpu_check.extrapolated_side([40, 80], quadratic[:2], capacity=1e9, degree=2) is None
-
-
-class _TwinKernels:
-    """The host twin behind gpu_check's kernel interface: same index math and GEMM arguments
-    as the CUDA kernels, so the accuracy pipeline runs end to end on the CPU."""
-
-    def chunk_size(self, shapes, dtype, ref_chunk):
-        return native.chunk_size(shapes, dtype, ref_chunk)
-
-    def prepare(self, inputs, ref_chunk=0):
-        arrays = [t.numpy() for t in inputs]
-        return lambda: tuple(torch.from_numpy(a) for a in native.search_transfer_cpu(*arrays, ref_chunk=ref_chunk))
-
-
-class _MirroredRefAtChunk7(_TwinKernels):
+class _MirroredRefAtChunk7(torch_kernels.TorchKernels):
     """Wrong kernels: at ref_chunk 7 they search a mirrored Ref (picking the wrong patches)."""
 
     def prepare(self, inputs, ref_chunk=0):
@@ -162,116 +84,71 @@ class _MirroredRefAtChunk7(_TwinKernels):
         return super().prepare(inputs, ref_chunk)
 
 
-class _LoudFp16Textures(_TwinKernels):
-    """Wrong kernels: FP16 textures 10% too large (FP32 and the FP16 argmax are right)."""
+def _pretend_gpu(monkeypatch, gpu_check, kernels_class, tmp_path):
+    """main on a pretend GPU: the twin (or a wrong stand-in) as kernels, everything on the CPU."""
+    ops = []
 
-    def prepare(self, inputs, ref_chunk=0):
-        run = super().prepare(inputs, ref_chunk)
-        if inputs[0].dtype != torch.float16:
-            return run
-        return lambda: (lambda s, *t: (s, *(x * 1.1 for x in t)))(*run())
+    def open_twin(library, device=None, relevance="auto"):
+        ops.append(TwinOp())
+        return ops[-1]
 
-
-def _small_cases(gpu_check):
-    """The accuracy cases whose Ref has at most 45 positions: ref_chunk 1 stays fast on the CPU."""
-    return [c for c in gpu_check.ACCURACY_CASES if c.hr * c.wr <= 45]
-
-
-def test_accuracy_pipeline_on_the_host_twin(gpu_check, capsys):
-    cases = _small_cases(gpu_check)
-    assert len(cases) == 3
-    failures = gpu_check.accuracy_report(_TwinKernels(), seed=0, cases=cases, device="cpu")
-    assert failures == []
-    lines = capsys.readouterr().out.splitlines()
-    table = [line for line in lines if line.startswith("|")]
-    assert len(table) == 2 + len(cases) * len(gpu_check.REF_CHUNKS)
-    # Case(1, 12, 30, 9, 5): 45 Ref positions in one pass, in 45 and in 7 (6 full + 3)
-    assert [row.split(" | ")[1:3] for row in table[2:5]] == [["0", "45 / 45"], ["1", "1 / 45"], ["7", "7 / 45"]]
-    assert "PASSED: all 9 accuracy checks" in lines
-
-    # The batch-2 case with partial chunks of 7 (899 = 128 * 7 + 3), on a budget
-    results = gpu_check.check_accuracy(_TwinKernels(), seed=0, ref_chunks=(7,),
-                                       cases=[gpu_check.ACCURACY_CASES[1]], device="cpu")
-    assert gpu_check.accuracy_failures(results) == []
-    assert all(e <= gpu_check.FP32_MAX_ABS for e in results[0].fp32_max_abs)
-
-
-def test_accuracy_cases_run_the_cross_chunk_merge(gpu_check):
-    from ttsr.contract import Shapes
-
-    def chunk(case, ref_chunk):
-        shapes = Shapes(case.n, case.channels[0], case.h, case.w, case.hr, case.wr, *case.channels[1:])
-        return native.chunk_size(shapes, np.float32, ref_chunk)
-
-    # The default budget (1 GiB) scores every case's Ref in one GEMM; ref_chunk 1 and 7 split it.
-    assert all(chunk(c, 0) == c.hr * c.wr for c in gpu_check.ACCURACY_CASES)
-    assert {1, 7} <= set(gpu_check.REF_CHUNKS)
-    many = [c for c in gpu_check.ACCURACY_CASES if c.hr * c.wr > 7]
-    assert len(many) >= 4
-    for case in many:
-        assert chunk(case, 7) == 7 and case.hr * case.wr % 7, case
-
-
-def _result(gpu_check, fp32=(0.0, 1e-6, 5e-6, 1e-5), agreement=0.99, psnr=(60.0, math.inf, 41.0)):
-    return gpu_check.AccuracyResult(gpu_check.ACCURACY_CASES[2], 7, 7, fp32, 0.0, agreement, 0.01, psnr)
-
-
-def test_failures_name_each_missed_threshold(gpu_check):
-    assert gpu_check.accuracy_failures([_result(gpu_check)]) == []  # bounds are inclusive, inf PSNR passes
-    label = "N=1 LR 12x30 Ref 9x5 C=256,256,128,64 ref_chunk=7"
-    [line] = gpu_check.accuracy_failures([_result(gpu_check, fp32=(0.0, 0.0, 2e-5, 0.0))])
-    assert line == f"{label}: FP32 max abs error > 1e-05 (s 0.00e+00, t3 0.00e+00, t2 2.00e-05, t1 0.00e+00)"
-    [line] = gpu_check.accuracy_failures([_result(gpu_check, agreement=0.949)])
-    assert line == f"{label}: FP16 argmax agreement 94.900% < 95%"
-    [line] = gpu_check.accuracy_failures([_result(gpu_check, psnr=(50.0, 39.9, 50.0))])
-    assert line == f"{label}: FP16 texture PSNR < 40 dB (t3 50.00, t2 39.90, t1 50.00 dB)"
-    both = gpu_check.accuracy_failures([_result(gpu_check), _result(gpu_check, agreement=0.5, psnr=(1.0, 1.0, 1.0))])
-    assert len(both) == 1 and "agreement" in both[0] and "PSNR" in both[0]
-
-
-@pytest.mark.parametrize("field", ["fp32", "agreement", "psnr"])
-def test_nan_fails(gpu_check, field):
-    nan = math.nan
-    values = {"fp32": (0.0, nan, 0.0, 0.0), "agreement": nan, "psnr": (nan, 50.0, 50.0)}
-    assert len(gpu_check.accuracy_failures([_result(gpu_check, **{field: values[field]})])) == 1
-
-
-def test_wrong_kernels_fail_the_check(gpu_check, capsys):
-    case = gpu_check.ACCURACY_CASES[2]
-    failures = gpu_check.accuracy_report(_MirroredRefAtChunk7(), seed=0, ref_chunks=(0, 7), cases=[case],
-                                         device="cpu")
-    assert len(failures) == 1
-    assert failures[0].startswith(f"{case.label} ref_chunk=7: FP32 max abs error > 1e-05")
-    assert "FP16 argmax agreement" in failures[0]
-    out = capsys.readouterr().out
-    assert "FAILED: 1 of 2 accuracy checks" in out and f"- {failures[0]}" in out
-
-    failures = gpu_check.accuracy_report(_LoudFp16Textures(), seed=0, ref_chunks=(0,), cases=[case], device="cpu")
-    assert len(failures) == 1 and failures[0].startswith(f"{case.label} ref_chunk=0: FP16 texture PSNR < 40 dB (")
-
-
-@pytest.mark.parametrize("kernels, exit_code", [(_TwinKernels, 0), (_MirroredRefAtChunk7, 1)])
-def test_exit_status_follows_the_accuracy_verdict(gpu_check, monkeypatch, kernels, exit_code):
-    """main on a pretend GPU: the twin (or a wrong stand-in) as kernels, one small case on the CPU."""
-    report = gpu_check.accuracy_report
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "pretend GPU")
-    monkeypatch.setattr(gpu_check, "CudaKernels", lambda path: type("K", (kernels,), {
-        "open": lambda self: None, "close": lambda self: None})())
-    monkeypatch.setattr(gpu_check, "accuracy_report", lambda k, seed, ref_chunks: report(
-        k, seed, ref_chunks, cases=[gpu_check.ACCURACY_CASES[2]], device="cpu"))
-    result = CliRunner().invoke(gpu_check.main, ["--no-benchmark", "--ref-chunk", "3"])
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda device: type("P", (), {"multi_processor_count": 132, "total_memory": 1 << 37})())
+    monkeypatch.setattr(torch_kernels, "open_cuda_kernels", open_twin)
+    monkeypatch.setattr(torch_kernels, "TorchKernels", kernels_class)
+    report = accuracy.accuracy_report
+    monkeypatch.setattr(accuracy, "accuracy_report", lambda k, seed, ref_chunks, relevance: report(
+        k, seed, ref_chunks, cases=[accuracy.ACCURACY_CASES[2]], device="cpu", relevance=relevance))
+    monkeypatch.setattr(whole_model, "benchmark_model", functools.partial(
+        whole_model.benchmark_model, device="cpu", timer=lambda fn, repeats, budget: (fn(), 1.5)[1],
+        capture=lambda fn: (lambda: None, fn()), precisions=("FP32",)))  # FP16 convolutions crawl on a CPU
+    return ops
+
+
+@pytest.mark.parametrize("kernels_class, exit_code", [(torch_kernels.TorchKernels, 0), (_MirroredRefAtChunk7, 1)])
+def test_exit_status_and_json_follow_the_bars(gpu_check, monkeypatch, tmp_path, kernels_class, exit_code):
+    ops = _pretend_gpu(monkeypatch, gpu_check, kernels_class, tmp_path)
+    report_path = tmp_path / "out" / "report.json"
+    # The whole model runs with the right kernels only: the wrong ones fail the block check already.
+    model_sizes = "" if exit_code else "4"
+    result = CliRunner().invoke(gpu_check.main, ["--no-memcheck", "--sizes", "", "--profile-size", "0",
+                                                 "--model-sizes", model_sizes, "--ref-chunk", "3",
+                                                 "--json", str(report_path)])
     assert result.exit_code == exit_code, result.output
     lines = result.output.splitlines()
-    assert sum(line.startswith("| N=1 LR 12x30 Ref 9x5") for line in lines) == 4  # ref_chunk 0, 1, 7 and 3
+    assert "GPU: pretend GPU (132 SMs)" in lines[0]
+    # ref_chunk 0, 1, 7 and 3, on each FP16 relevance path
+    rows = [line.split(" | ")[1:3] for line in lines if line.startswith("| N=1 LR 12x30 Ref 9x5")]
+    assert rows == [[chunk, path] for path in ("gemm", "fused") for chunk in ("0", "1", "7", "3")]
+    report = json.loads(report_path.read_text())
+    assert report["gpu"]["name"] == "pretend GPU" and report["ref_chunk"] == 3
+    assert len(report["accuracy"]) == 8 and report["accuracy"][4]["relevance"] == "fused"
+    assert len(ops) == 3 and all(op.closed for op in ops)  # auto, gemm, fused
+    assert report["passed"] is (exit_code == 0)
     if exit_code:
-        assert "FAILED: 1 of 4 accuracy checks" in lines
-        assert "Error: 1 accuracy checks failed (listed under the accuracy table)" in lines, result.output
+        assert len(report["failures"]) == 2
+        for line, path in zip(report["failures"], ("gemm", "fused")):
+            assert line.startswith(f"N=1 LR 12x30 Ref 9x5 C=256,256,128,64 ref_chunk=7 relevance={path}: "
+                                   "FP32 max abs error > 1e-05")
+        assert "Error: 2 check(s) missed their bar (listed above)" in lines
     else:
-        assert "PASSED: all 4 accuracy checks" in lines
+        assert report["failures"] == []
+        assert "PASSED: every bar met" in lines
+        assert "| 4 / 16 | 1.50 | 1.50 | 1.50 | 1.50 | - | - | - | - |" in lines
+        assert len(report["whole_model"]["cells"]) == 4
+        assert [t["verdict"] for t in report["targets"]] == ["not measured"] * 2  # LR 160 FP16 not run
+        assert set(report["seconds"]) == {
+            "total", "Accuracy (kernels vs PyTorch reference block), FP16 relevance path gemm",
+            "Accuracy (kernels vs PyTorch reference block), FP16 relevance path fused",
+            "Whole model (PyTorch with the kernels vs the PyTorch block, batch 1)"}
+        whole = {(c["precision"], c["block"]): c for c in report["whole_model"]["accuracy"]}
+        assert whole[("FP32", "kernels")]["psnr_db"] > 80  # the twin computes what the reference does
 
 
-def test_cuda_binding_plans_like_the_twin_without_a_gpu(gpu_check):
+def test_cuda_binding_plans_like_the_twin_without_a_gpu():
     from ttsr.contract import Shapes
 
     path = native.library_dir() / native.CUDA_LIBRARY
@@ -282,7 +159,6 @@ def test_cuda_binding_plans_like_the_twin_without_a_gpu(gpu_check):
         for dtype, ref_chunk in ((np.float32, 0), (np.float16, 5), (np.float32, 7)):
             assert op.workspace_size(shapes, dtype, ref_chunk) == native.workspace_size(shapes, dtype, ref_chunk)
             assert op.chunk_size(shapes, dtype, ref_chunk) == native.chunk_size(shapes, dtype, ref_chunk)
-    assert gpu_check.CudaKernels(path).chunk_size(shapes, np.float32, 0) == native.chunk_size(shapes)
     with pytest.raises(ValueError, match="not supported"):
         op.workspace_size(Shapes(1, 256, 0, 4, 4, 4, 256, 128, 64))
     with pytest.raises(ValueError, match="5 input and 4 output addresses"):
@@ -294,9 +170,7 @@ def test_cuda_binding_plans_like_the_twin_without_a_gpu(gpu_check):
             op.enqueue(shapes, np.float32, 0, [0] * 5, [0] * 4, 0)
 
 
-def test_missing_cuda_library_names_the_fix(gpu_check, tmp_path):
-    with pytest.raises(native.NativeLibraryError, match=r"libttsr_st_cuda\.so not found: .*--target ttsr_st_cuda"):
-        gpu_check.CudaKernels(tmp_path / "libttsr_st_cuda.so")
+def test_missing_cuda_library_names_the_fix(tmp_path):
     (tmp_path / "broken.so").write_bytes(b"not a library")
     with pytest.raises(native.NativeLibraryError, match="^cannot load .*broken.so"):
         native.CudaSearchTransfer(tmp_path / "broken.so")
@@ -312,37 +186,6 @@ def test_importing_native_loads_no_cuda_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(native.__file__).parents[2]).stdout
     assert out.split() == ["True", "False", "False", "False"]
-
-
-def test_benchmark_report_rows_largest_sizes_and_notes(gpu_check):
-    Measurement = gpu_check.Measurement
-    calls = []
-
-    def fake(kind, oom_from, per_side4_ms, mib_per_area, degree):
-        def measure(side, timed_calls):
-            calls.append((kind, side, timed_calls))
-            if side >= oom_from:
-                return Measurement(note="OOM")
-            area = side * side
-            return Measurement(per_side4_ms * side ** 4, mib_per_area * area ** degree, 0.5)
-        return measure
-
-    measures = {"ref": fake("ref", 190, 1e-6, 1e-4, 2), "k32": fake("k32", 10**9, 1e-6, 1e-2, 1),
-                "k16": fake("k16", 10**9, 2e-7, 5e-3, 1)}
-    table, notes = gpu_check.benchmark_report([40, 80, 120], measures, repeats=5, max_seconds=2.0, largest=True,
-                                              capacity_mib=80 * 1024)
-    lines = table.splitlines()
-    # 40, 80, 120, the reference's largest (152: 192 does not fit), the kernels' largest by time
-    assert [line.split(" | ")[0] for line in lines[2:]] == ["| 40x40", "| 80x80", "| 120x120", "| 152x152",
-                                                             "| 192x192"]
-    assert "| 192x192 | OOM |" in lines[-1]
-    assert notes[0] == "reference: largest LR measured 152x152 (OOM at 192x192)"
-    # 1e-6 * 192**4 ms = 1.36 s; 240 would take 1e-6 * 240**4 / 1000 = 3.3 s > 2 s
-    assert notes[1].startswith("kernels FP32: largest LR measured 192x192 (stopped by time: 240x240 would take ~3 s")
-    assert notes[2].startswith("reference: extrapolated memory limit ~")
-    assert notes[3].startswith("kernels FP32: extrapolated memory limit ~")
-    assert all(n == 5 for kind, side, n in calls if side in (40, 80, 120))
-    assert all(n == 1 for kind, side, n in calls if side > 120)
 
 
 def _fake_tool(folder: Path, name: str, body: str) -> None:
@@ -378,5 +221,26 @@ def test_gpu_check_sh_picks_cuda_architectures(tmp_path, cmake_version, caps, cu
     assert result.returncode == 1, result.stderr
     args = [line[4:] for line in result.stdout.splitlines() if line.startswith("ARG ")]
     assert str(tmp_path / "build" / "gpu-check") in args  # -B, so the repo is left alone
+    assert "-DTTSR_CPU_TWIN=OFF" in args  # the GPU machine's Python may lack the twin's OpenBLAS
     archs = [a.split("=", 1)[1] for a in args if a.startswith("-DCMAKE_CUDA_ARCHITECTURES=")]
     assert archs == ([] if expected is None else [expected])
+
+
+def test_gpu_check_sh_builds_then_runs_the_check_with_the_json_report(tmp_path):
+    """A fake cmake that configures with cuBLAS and builds; a fake Python that records what it runs."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _fake_tool(bin_dir, "cmake", 'if [ "$1" = --version ]; then echo "cmake version 3.28.0"; exit 0; fi\n'
+                                 'echo "-- cuBLAS: /usr/lib/libcublas.so"; echo "CMAKE $*" >> "$LOG"')
+    _fake_tool(bin_dir, "fake-python", 'echo "PYTHON $*" >> "$LOG"; exit 7')
+    build = tmp_path / "build" / "gpu-check"
+    log = tmp_path / "log"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "GPU_CHECK_BUILD_DIR": str(build), "PYTHON": "fake-python",
+           "LOG": str(log)}
+    result = subprocess.run(["bash", str(SCRIPT.with_suffix(".sh")), "--no-memcheck", "--sizes", "40"],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 7, result.stderr  # the check's own status
+    calls = log.read_text().splitlines()
+    assert calls[1].startswith(f"CMAKE --build {build} -j ") and calls[1].endswith("--target ttsr_st_cuda")
+    assert calls[-1] == (f"PYTHON scripts/gpu_check.py --library {build}/libttsr_st_cuda.so "
+                         f"--json {build}/report.json --no-memcheck --sizes 40")

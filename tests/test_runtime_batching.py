@@ -1,6 +1,6 @@
 import pytest
 
-from ttsr.engine.profiles import Profile, ProfileError
+from ttsr.backends.profiles import Profile, ProfileError
 from ttsr.runtime.batching import plan_batches
 
 A = ((10, 10), (40, 40))

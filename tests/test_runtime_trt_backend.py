@@ -15,13 +15,13 @@ import types
 import numpy as np
 import pytest
 
+from ttsr.atomic import file_sha256
+from ttsr.backends.gpu import GpuInfo
+from ttsr.backends.profiles import Profile
+from ttsr.backends.trt import runner as trt_backend
+from ttsr.backends.trt.runner import EngineError, TrtBackend
+from ttsr.backends.trt.sidecar import EngineSidecar, PluginInfo, read_sidecar, write_sidecar
 from ttsr.data.prepare import ModelInputs
-from ttsr.engine.gpu import GpuInfo
-from ttsr.engine.profiles import Profile
-from ttsr.engine.sidecar import EngineSidecar, PluginInfo, read_sidecar, write_sidecar
-from ttsr.model import file_sha256
-from ttsr.runtime import trt_backend
-from ttsr.runtime.trt_backend import EngineError, TrtBackend
 
 VERSION = "10.99.0.1"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from onnx import TensorProto
 
 from _onnx_models import onnx_models, random_inputs, torch_output
 from ttsr import contract
+from ttsr.backends.ort.runner import OrtBackend
 from ttsr.cli.export import fp16_estimate_command
 from ttsr.model import INPUT_NAMES, OUTPUT_NAME
-from ttsr.runtime.ort_backend import OrtBackend
+from ttsr.onnx_io import record_source
+from ttsr.provenance import Source
 from ttsr.surgery import FP16Error, convert_fp16
 
 FP16, FP32 = TensorProto.FLOAT16, TensorProto.FLOAT
@@ -95,10 +98,13 @@ def test_fp16_estimate_on_the_demo_pair_is_at_least_40_db(models):
     assert "demo.png" in result.output
 
 
-def test_fp16_estimate_gate_fails_when_the_graph_is_not_of_the_reference_weights(models):
-    """The graph holds the weights of seed 0; the reference is seed 1."""
+def test_fp16_estimate_gate_fails_when_the_graph_is_not_of_the_reference_weights(models, tmp_path):
+    """The graph holds the weights of seed 0 and records no source (so nothing refuses it early);
+    the reference is seed 1."""
+    unrecorded = tmp_path / "unrecorded.onnx"
+    record_source(shutil.copy(models.fp16, unrecorded), Source())
     result = CliRunner().invoke(fp16_estimate_command, [
-        "--onnx", str(models.fp16), "--seed", "1", "--min-psnr", "40",
+        "--onnx", str(unrecorded), "--seed", "1", "--min-psnr", "40",
         "--lr", str(ASSETS / "lr" / "cat.png"), "--ref", str(ASSETS / "ref" / "cat.png")])
     assert result.exit_code == 1, result.output
     assert "FAIL: PSNR" in result.output and "below --min-psnr 40" in result.output

@@ -3,7 +3,7 @@
 TensorRT-RTX aborts when a plugin layer is added, so each rewritten graph is
 cut at its TTSRSearchTransfer node (:func:`_split.split_at_plugin`, a test helper)
 and both plugin-free parts are built, in a child process
-(``_rtx_build_probe.py``), through ``ttsr.engine.builder``'s own steps, for one
+(``_rtx_build_probe.py``), through ``ttsr.backends.trt.builder``'s own steps, for one
 compute capability, with our optimisation profile mapped onto the parts'
 inputs.  TensorRT-RTX compiles ahead of time, so no GPU is needed; without
 one the engines cannot be loaded, so their I/O dtypes come from the builder's
@@ -24,9 +24,9 @@ import pytest
 
 from _onnx_models import onnx_models, random_inputs
 from ttsr import contract
-from ttsr.engine.profiles import Profile, Shape
+from ttsr.backends.ort.runner import OrtBackend
+from ttsr.backends.profiles import Profile, Shape
 from ttsr.plugin.native import search_transfer_cpu
-from ttsr.runtime.ort_backend import OrtBackend
 from _split import SplitError, split_at_plugin
 
 PROBE = Path(__file__).with_name("_rtx_build_probe.py")

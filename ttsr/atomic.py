@@ -1,11 +1,12 @@
-"""Atomic file output: write to a temporary name in the same folder, then rename over the target.
-
-A reader never sees a half-written file, and a failed write leaves the target as it was.
+"""File helpers: atomic output (write to a temporary name in the same folder, then rename over the
+target, so a reader never sees a half-written file and a failed write leaves the target as it was),
+output folders, and file hashes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -49,14 +50,18 @@ def _strict(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> None:
-    """Write ``payload`` to ``path`` atomically as strict JSON (indent 2, final newline).
+def json_text(payload: Any) -> str:
+    """``payload`` as strict JSON (indent 2, final newline).
 
     JSON has no infinity or NaN: such floats (the PSNR of identical images is inf) are written
     as the strings ``"inf"``, ``"-inf"`` and ``"nan"``, which ``float()`` reads back.
     """
-    text = json.dumps(_strict(payload), indent=2, allow_nan=False) + "\n"
-    write_bytes_atomic(path, text.encode("utf-8"))
+    return json.dumps(_strict(payload), indent=2, allow_nan=False) + "\n"
+
+
+def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> None:
+    """Write ``payload`` to ``path`` atomically as :func:`json_text`."""
+    write_bytes_atomic(path, json_text(payload).encode("utf-8"))
 
 
 def make_folders(folder: str | os.PathLike[str]) -> list[Path]:
@@ -65,3 +70,12 @@ def make_folders(folder: str | os.PathLike[str]) -> list[Path]:
     created = [path for path in (*reversed(folder.parents), folder) if not path.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     return created
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file (the released checkpoints end in its first 8 digits)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

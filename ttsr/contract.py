@@ -93,6 +93,14 @@ ATTRIBUTES: dict[str, int | float] = {
     "ref_chunk": 0,
 }
 
+# A field of the TensorRT plugin, not an op attribute (results do not depend on
+# it, so the rewrite does not write it): MiB that one relevance tile of the CUDA
+# kernels may take, 0 = the kernels' default (1 GiB, TTSR_ST_DEFAULT_WORKSPACE_BUDGET).
+# ``build_engine.py --workspace-budget`` sets it on the graph it builds and
+# records it in the sidecar.  Accepted range: 0 .. MAX_WORKSPACE_BUDGET_MIB.
+WORKSPACE_BUDGET_FIELD = "workspace_budget_mib"
+MAX_WORKSPACE_BUDGET_MIB = 1 << 20
+
 
 @dataclass(frozen=True)
 class Shapes:

@@ -19,6 +19,9 @@
 #define TTSR_ST_ATTR_FOLD_DIVISOR "fold_divisor"
 #define TTSR_ST_ATTR_REF_CHUNK "ref_chunk"
 #define TTSR_ST_DEFAULT_REF_CHUNK 0
+/* Plugin field, not an op attribute (ttsr/contract.py WORKSPACE_BUDGET_FIELD). */
+#define TTSR_ST_FIELD_WORKSPACE_BUDGET_MIB "workspace_budget_mib"
+#define TTSR_ST_MAX_WORKSPACE_BUDGET_MIB 1048576
 
 #define TTSR_ST_NUM_INPUTS 5
 #define TTSR_ST_NUM_OUTPUTS 4

@@ -33,6 +33,14 @@ TTSR_ST_HD long long patch_offset(int d, int y, int x, int h, int w) {
     return (static_cast<long long>(channel) * h + sy) * w + sx;
 }
 
+// Pixel number i (0..8, row-major over {-1,0,1}^2) of the 3x3 window centred
+// at (y, x): its index on the h x w grid, or -1 where it lies in the zero padding.
+TTSR_ST_HD int window_pixel(int i, int y, int x, int h, int w) {
+    const int sy = y + i / kPatch - kRadius;
+    const int sx = x + i % kPatch - kRadius;
+    return sy < 0 || sy >= h || sx < 0 || sx >= w ? -1 : grid_index(sy, sx, w);
+}
+
 // LR position (py, px) whose window covers output pixel (oy, ox) at scale f as
 // its neighbour number `neighbour` (0..8, row-major over {-1,0,1}^2); false if
 // that position lies outside the h x w LR grid.

@@ -61,7 +61,9 @@ struct Tile {
 //   qn     (d x p)          normalised LR patches, column per position, input dtype
 //   kn     (d x j)          normalised Ref patches, column per position, input dtype
 //   rel    (ldr x lr_tile)  relevance of one tile, float32, column per LR position
-//   best (p) float32, best_j (p) int32: running max / argmax over Ref tiles
+//   energy (max(p, j))      float32 scratch of the CUDA normalisation: per-pixel sums of squares
+//   best (p) float32, best_j (p) int32: running max / argmax over Ref tiles (the CUDA
+//                    path keeps both as one 64-bit key per position, argmax_key.h)
 // Every part is linear in h*w or hr*wr; rel is bounded by the budget.
 struct Plan {
     int d = 0;         // patch length ck * 9
@@ -71,7 +73,7 @@ struct Plan {
     int ref_tile = 0;  // Ref positions per tile
     int ldr = 0;       // rows of the rel block: ref_tile rounded up to kRowAlign
     size_t budget = 0; // the budget the tiles were chosen for (never 0)
-    size_t qn_offset = 0, kn_offset = 0, rel_offset = 0, best_offset = 0, best_j_offset = 0;
+    size_t qn_offset = 0, kn_offset = 0, rel_offset = 0, energy_offset = 0, best_offset = 0, best_j_offset = 0;
     size_t bytes = 0;
 };
 
@@ -161,7 +163,8 @@ inline int make_plan(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_ch
     out.qn_offset = 0;
     out.kn_offset = out.qn_offset + align_up(size_t(out.d) * out.p * element);
     out.rel_offset = out.kn_offset + align_up(size_t(out.d) * out.j * element);
-    out.best_offset = out.rel_offset + align_up(rel_block_bytes(out.p, ref_cap, out.budget));
+    out.energy_offset = out.rel_offset + align_up(rel_block_bytes(out.p, ref_cap, out.budget));
+    out.best_offset = out.energy_offset + align_up(size_t(std::max(out.p, out.j)) * sizeof(float));
     out.best_j_offset = out.best_offset + align_up(size_t(out.p) * sizeof(float));
     out.bytes = out.best_j_offset + align_up(size_t(out.p) * sizeof(int));
     *plan = out;

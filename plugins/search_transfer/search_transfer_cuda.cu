@@ -1,33 +1,40 @@
 // CUDA kernels of the search-transfer op and the device half of the C ABI.
-// Per image: normalise the LR and Ref patches once, then for each LR x Ref
-// tile score it with one cuBLAS GEMM and fold the scores into a running
-// max/argmax; finally gather the three texture levels.
-// Index math comes from index_math.h and the plan (tiles, workspace layout,
-// GEMM arguments) from plan.h, exactly as in the host twin.
-#include <cublas_v2.h>
+// Per image (plan.h): normalise the patches of every LR and every Ref position
+// once; score them tile by tile, either with a cuBLASLt GEMM per plan tile and
+// an argmax pass, or with the fused FP16 kernel (fused_relevance.cu); the
+// running max/argmax of every LR position is one 64-bit key (argmax_key.h)
+// merged with atomicMax, so the merge does not depend on tile order; finally
+// decode the keys and gather the three texture levels.  Index math comes from
+// index_math.h and the tiling and GEMM arguments from plan.h, as in the host
+// twin; every grid is shaped by launch_geometry.h to occupy all SMs.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <climits>
 #include <new>
+#include <type_traits>
 
+#include "argmax_key.h"
+#include "fused_relevance.h"
 #include "index_math.h"
+#include "launch_geometry.h"
 #include "plan.h"
+#include "relevance_gemm.h"
+#include "relevance_path.h"
 #include "ttsr_st_api.h"
+#include "ttsr_st_cuda_api.h"
 
 struct ttsr_st_context {
-    cublasHandle_t handle;
+    ttsr_st::RelevanceGemm gemm;
+    int sms = 1;
+    int cc_major = 0;
+    int relevance = TTSR_ST_RELEVANCE_AUTO;
 };
 
 namespace ttsr_st {
 namespace {
 
-constexpr int kTile = 32;         // positions per normalise block (one warp wide)
-constexpr int kRows = 8;          // threads per position in the normalise block
-constexpr int kWarp = 32;
 constexpr int kBlock = 256;
-constexpr unsigned kFullMask = 0xffffffffu;
 constexpr long long kMaxTransferBlocks = 1 << 20;  // the transfer kernel grid-strides beyond this
 
 __device__ __forceinline__ float load(float value) { return value; }
@@ -35,103 +42,104 @@ __device__ __forceinline__ float load(__half value) { return __half2float(value)
 __device__ __forceinline__ void store(float value, float* out) { *out = value; }
 __device__ __forceinline__ void store(float value, __half* out) { *out = __float2half_rn(value); }
 
+// Normalisation, pass 1: energy[pixel] = sum over channels of map[c, pixel]^2.
+// Each of the kEnergyRows threads of a pixel sums a fixed channel stride, then
+// one thread adds the rows in order: the same sums on every GPU.
 template <typename T>
-__device__ __forceinline__ float patch_element(const T* map, int e, int y, int x, int h, int w) {
-    const long long offset = patch_offset(e, y, x, h, w);
-    return offset < 0 ? 0.0f : load(map[offset]);
-}
-
-// Normalised patches of positions [first, first + count) of a (channels, h, w)
-// map into out (d x count, one column per position).  A block takes 32
-// positions: reads are coalesced along positions (threadIdx.x), and a shared
-// tile turns them so that writes are coalesced along the patch (d).
-template <typename T>
-__global__ void normalise_patches_kernel(const T* map, int d, int h, int w, int first, int count,
-                                         T* out) {
-    __shared__ float partial[kRows][kTile];
-    __shared__ float denominator[kTile];
-    __shared__ float tile[kTile][kTile + 1];
-    const int lane = threadIdx.x;
-    const int row = threadIdx.y;
-    const int column0 = blockIdx.x * kTile;
-    const bool active = column0 + lane < count;
-    int y = 0, x = 0;
-    if (active) grid_position(first + column0 + lane, w, &y, &x);
-
-    float sum_squares = 0.0f;
-    if (active) {
-        for (int e = row; e < d; e += kRows) {
-            const float v = patch_element(map, e, y, x, h, w);
-            sum_squares += v * v;
+__global__ void pixel_energy_kernel(const T* map, int channels, int pixels, float* energy) {
+    __shared__ float partial[kEnergyRows][kEnergyPixels];
+    const int pixel = blockIdx.x * kEnergyPixels + threadIdx.x;
+    float sum = 0.0f;
+    if (pixel < pixels) {
+        for (int c = threadIdx.y; c < channels; c += kEnergyRows) {
+            const float v = load(map[static_cast<size_t>(c) * pixels + pixel]);
+            sum += v * v;
         }
     }
-    partial[row][lane] = sum_squares;
+    partial[threadIdx.y][threadIdx.x] = sum;
     __syncthreads();
+    if (threadIdx.y == 0 && pixel < pixels) {
+        float total = 0.0f;
+        for (int r = 0; r < kEnergyRows; ++r) total += partial[r][threadIdx.x];
+        energy[pixel] = total;
+    }
+}
+
+// Normalisation, pass 2: a kNormTile x kNormTile block of out (d x count,
+// column per position).  A patch's squared norm is the energy summed over its
+// 3x3 window (zero padding adds nothing).  Reads are coalesced along positions
+// (threadIdx.x), and a shared tile turns them so that writes are coalesced
+// along the patch.
+template <typename T>
+__global__ void normalise_kernel(const T* map, const float* energy, int d, int h, int w, int count,
+                                 T* out) {
+    __shared__ float denominator[kNormTile];
+    __shared__ float tile[kNormTile][kNormTile + 1];
+    const int lane = threadIdx.x;
+    const int row = threadIdx.y;
+    const int column0 = blockIdx.x * kNormTile;
+    const int e0 = blockIdx.y * kNormTile;
+    const bool active = column0 + lane < count;
+    int y = 0, x = 0;
+    if (active) grid_position(column0 + lane, w, &y, &x);
     if (row == 0) {
         float total = 0.0f;
-        for (int r = 0; r < kRows; ++r) total += partial[r][lane];
+        for (int i = 0; active && i < kPatchArea; ++i) {
+            const int pixel = window_pixel(i, y, x, h, w);
+            if (pixel >= 0) total += energy[pixel];
+        }
         denominator[lane] = fmaxf(sqrtf(total), TTSR_ST_NORM_EPS);
     }
     __syncthreads();
-
-    for (int e0 = 0; e0 < d; e0 += kTile) {
-        for (int i = row; i < kTile; i += kRows) {
-            const int e = e0 + i;
-            const float v = active && e < d ? patch_element(map, e, y, x, h, w) : 0.0f;
-            tile[i][lane] = v / denominator[lane];
-        }
-        __syncthreads();
-        for (int i = row; i < kTile; i += kRows) {
-            const int column = column0 + i;
-            const int e = e0 + lane;
-            if (column < count && e < d) store(tile[lane][i], out + size_t(column) * d + e);
-        }
-        __syncthreads();
+    for (int i = row; i < kNormTile; i += kNormRows) {
+        const int e = e0 + i;
+        const long long offset = active && e < d ? patch_offset(e, y, x, h, w) : -1;
+        tile[i][lane] = (offset < 0 ? 0.0f : load(map[offset])) / denominator[lane];
+    }
+    __syncthreads();
+    for (int i = row; i < kNormTile; i += kNormRows) {
+        const int column = column0 + i;
+        const int e = e0 + lane;
+        if (column < count && e < d) store(tile[lane][i], out + static_cast<size_t>(column) * d + e);
     }
 }
 
-// One warp per LR position of a tile: the best (value, j) of its column of
-// relevance, merged into the running best (the tile at Ref 0 starts it).
-__global__ void update_best_kernel(const float* rel, int ldc, int chunk_first, int chunk_len,
-                                   int lr_first, int positions, bool first_chunk, float* best,
-                                   int* best_j) {
-    const int column_index = (blockIdx.x * blockDim.x + threadIdx.x) / kWarp;
-    const int lane = threadIdx.x % kWarp;
-    if (column_index >= positions) return;  // uniform across the warp
-    const int position = lr_first + column_index;
-    const float* column = rel + size_t(column_index) * ldc;
-    float value = -INFINITY;
-    int index = INT_MAX;
-    for (int r = lane; r < chunk_len; r += kWarp) {
-        if (better_match(column[r], chunk_first + r, value, index)) {
-            value = column[r];
-            index = chunk_first + r;
-        }
+__global__ void init_keys_kernel(int positions, unsigned long long* keys) {
+    const int position = blockIdx.x * blockDim.x + threadIdx.x;
+    if (position < positions) keys[position] = initial_match_key();
+}
+
+// One warp per LR position of a GEMM tile scans one segment of its relevance
+// column (contiguous, coalesced) and merges the best key into keys.
+__global__ void update_keys_kernel(const float* rel, int ldc, int ref_first, int rows,
+                                   int lr_first, int positions, int segment_rows,
+                                   unsigned long long* keys) {
+    const int position = blockIdx.x * kUpdateWarps + threadIdx.x / kWarpSize;
+    const int lane = threadIdx.x % kWarpSize;
+    if (position >= positions) return;  // uniform across the warp
+    const float* column = rel + static_cast<size_t>(position) * ldc;
+    const int first = blockIdx.y * segment_rows;
+    const int end = update_segment_end(blockIdx.y, segment_rows, rows);
+    unsigned long long best = initial_match_key();
+    for (int r = first + lane; r < end; r += kWarpSize) {
+        const unsigned long long key = match_key(column[r], ref_first + r);
+        best = key > best ? key : best;
     }
-    for (int offset = kWarp / 2; offset > 0; offset /= 2) {
-        const float other_value = __shfl_down_sync(kFullMask, value, offset);
-        const int other_index = __shfl_down_sync(kFullMask, index, offset);
-        if (better_match(other_value, other_index, value, index)) {
-            value = other_value;
-            index = other_index;
-        }
+    for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
+        const unsigned long long other = __shfl_down_sync(0xffffffffu, best, offset);
+        best = other > best ? other : best;
     }
-    if (lane == 0) {
-        float running = first_chunk ? -INFINITY : best[position];
-        int running_j = first_chunk ? 0 : best_j[position];
-        if (better_match(value, index, running, running_j)) {
-            running = value;
-            running_j = index;
-        }
-        best[position] = running;
-        best_j[position] = running_j;
-    }
+    if (lane == 0) atomicMax(keys + lr_first + position, best);
 }
 
 template <typename T>
-__global__ void write_soft_kernel(const float* best, int positions, T* out) {
+__global__ void decode_keys_kernel(const unsigned long long* keys, int positions, T* s,
+                                   int* best_j) {
     const int position = blockIdx.x * blockDim.x + threadIdx.x;
-    if (position < positions) store(best[position], out + position);
+    if (position >= positions) return;
+    const unsigned long long key = keys[position];
+    store(key_value(key), s + position);
+    best_j[position] = key_index(key);
 }
 
 // One thread per output element of one level (scale f) of one image: the sum
@@ -162,32 +170,18 @@ __global__ void transfer_kernel(const T* value, int channels, int f, const int* 
     }
 }
 
-// Blocks to cover items; plan.h's size limits keep this below the 2^31 - 1 grid limit.
-unsigned grid_for(long long items, int per_block) {
-    return static_cast<unsigned>((items + per_block - 1) / per_block);
-}
-
-cublasOperation_t cublas_op(GemmOp op) { return op == GemmOp::N ? CUBLAS_OP_N : CUBLAS_OP_T; }
-
-cublasStatus_t relevance(cublasHandle_t handle, const GemmArgs& g, const float* kn,
-                         const float* qn, float* rel) {
-    return cublasSgemm(handle, cublas_op(g.transa), cublas_op(g.transb), g.m, g.n, g.k, &g.alpha,
-                       kn, g.lda, qn, g.ldb, &g.beta, rel, g.ldc);
-}
-
-cublasStatus_t relevance(cublasHandle_t handle, const GemmArgs& g, const __half* kn,
-                         const __half* qn, float* rel) {
-    return cublasGemmEx(handle, cublas_op(g.transa), cublas_op(g.transb), g.m, g.n, g.k, &g.alpha,
-                        kn, CUDA_R_16F, g.lda, qn, CUDA_R_16F, g.ldb, &g.beta, rel, CUDA_R_32F,
-                        g.ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-}
+// plan.h's size limits keep every grid below the 2^31 - 1 limit.
+unsigned grid(long long blocks) { return static_cast<unsigned>(blocks); }
 
 template <typename T>
-void normalise(const T* map, int d, int h, int w, int first, int count, T* out,
+void normalise(const T* map, int channels, int h, int w, int d, float* energy, T* out,
                cudaStream_t stream) {
-    const dim3 block(kTile, kRows);
-    normalise_patches_kernel<T><<<grid_for(count, kTile), block, 0, stream>>>(map, d, h, w, first,
-                                                                              count, out);
+    const int count = h * w;
+    pixel_energy_kernel<T><<<grid(energy_blocks(count)), dim3(kEnergyPixels, kEnergyRows), 0,
+                             stream>>>(map, channels, count, energy);
+    normalise_kernel<T><<<dim3(grid(normalise_blocks_x(count)), grid(normalise_blocks_y(d))),
+                          dim3(kNormTile, kNormRows), 0, stream>>>(map, energy, d, h, w, count,
+                                                                   out);
 }
 
 // Texture of one level (scale f) for image n.
@@ -196,45 +190,111 @@ void transfer(const T* values, int n, int channels, int f, const int* best_j,
               const ttsr_st_shape& s, T* outs, cudaStream_t stream) {
     const long long total = 1LL * channels * f * s.h * f * s.w;
     const T* value = values + size_t(n) * channels * f * s.hr * f * s.wr;
-    const unsigned blocks = grid_for(std::min(total, kMaxTransferBlocks * kBlock), kBlock);
-    transfer_kernel<T><<<blocks, kBlock, 0, stream>>>(
-        value, channels, f, best_j, s.h, s.w, s.hr, s.wr, outs + size_t(n) * total);
+    const long long blocks = blocks_for(std::min(total, kMaxTransferBlocks * kBlock), kBlock);
+    transfer_kernel<T><<<grid(blocks), kBlock, 0, stream>>>(value, channels, f, best_j, s.h, s.w,
+                                                             s.hr, s.wr, outs + size_t(n) * total);
+}
+
+// The workspace as plan.h lays it out.  best and best_j together hold one key
+// per LR position while scoring; once scored, qn is free and takes best_j.
+template <typename T>
+struct Buffers {
+    T* qn;
+    T* kn;
+    float* rel;
+    float* energy;
+    unsigned long long* keys;
+    int* best_j;
+
+    Buffers(const Plan& plan, char* workspace)
+        : qn(reinterpret_cast<T*>(workspace + plan.qn_offset)),
+          kn(reinterpret_cast<T*>(workspace + plan.kn_offset)),
+          rel(reinterpret_cast<float*>(workspace + plan.rel_offset)),
+          energy(reinterpret_cast<float*>(workspace + plan.energy_offset)),
+          keys(reinterpret_cast<unsigned long long*>(workspace + plan.best_offset)),
+          best_j(reinterpret_cast<int*>(workspace + plan.qn_offset)) {}
+};
+
+// The best/best_j pair and qn are big enough for the roles Buffers gives them.
+bool buffers_fit(const Plan& plan, size_t element) {
+    return plan.bytes - plan.best_offset >= size_t(plan.p) * sizeof(unsigned long long) &&
+           size_t(plan.d) * element >= sizeof(int);
 }
 
 template <typename T>
-int enqueue(cublasHandle_t handle, const ttsr_st_shape& s, const Plan& plan, const T* q,
-            const T* k, const T* v3, const T* v2, const T* v1, T* out_s, T* t3, T* t2, T* t1,
-            char* workspace, cudaStream_t stream) {
-    if (cublasSetStream(handle, stream) != CUBLAS_STATUS_SUCCESS) return TTSR_ST_ERR_CUBLAS;
-    T* qn = reinterpret_cast<T*>(workspace + plan.qn_offset);
-    T* kn = reinterpret_cast<T*>(workspace + plan.kn_offset);
-    float* rel = reinterpret_cast<float*>(workspace + plan.rel_offset);
-    float* best = reinterpret_cast<float*>(workspace + plan.best_offset);
-    int* best_j = reinterpret_cast<int*>(workspace + plan.best_j_offset);
+int score_gemm(ttsr_st_context* ctx, const Plan& plan, const Buffers<T>& b, cudaStream_t stream) {
+    for (int t = 0; t < tile_count(plan); ++t) {
+        const Tile tile = plan_tile(plan, t);
+        const GemmArgs g = relevance_gemm(plan, tile);
+        if (ctx->gemm.run(g, sizeof(T), b.kn + ref_operand_offset(plan, tile),
+                          b.qn + lr_operand_offset(plan, tile), b.rel, stream) !=
+            CUBLAS_STATUS_SUCCESS) {
+            return TTSR_ST_ERR_CUBLAS;
+        }
+        const int segments = update_segments(tile.lr_len, tile.ref_len, 2 * ctx->sms);
+        const int segment_rows = update_segment_rows(tile.ref_len, segments);
+        const dim3 blocks(grid(blocks_for(tile.lr_len, kUpdateWarps)),
+                          grid(blocks_for(tile.ref_len, segment_rows)));
+        update_keys_kernel<<<blocks, kUpdateWarps * kWarpSize, 0, stream>>>(
+            b.rel, g.ldc, tile.ref_first, tile.ref_len, tile.lr_first, tile.lr_len, segment_rows,
+            b.keys);
+    }
+    return TTSR_ST_OK;
+}
+
+// The fused kernel needs no relevance block, so it takes all LR positions at
+// once; it still walks the plan's Ref tiles, so ref_chunk caps behave alike.
+int score_fused(ttsr_st_context* ctx, const Plan& plan, const Buffers<__half>& b,
+                cudaStream_t stream) {
+    for (int r = 0; r < ref_tile_count(plan); ++r) {
+        const int first = chunk_begin(r, plan.ref_tile);
+        if (fused_relevance(b.qn, b.kn + size_t(first) * plan.d, plan.d, plan.p, first,
+                            chunk_length(r, plan.ref_tile, plan.j), 2 * ctx->sms, b.keys,
+                            stream) != cudaSuccess) {
+            return TTSR_ST_ERR_CUDA;
+        }
+    }
+    return TTSR_ST_OK;
+}
+
+template <typename T>
+int score(ttsr_st_context* ctx, const Plan& plan, bool fused, const Buffers<T>& b,
+          cudaStream_t stream) {
+    if constexpr (std::is_same<T, __half>::value) {
+        if (fused) return score_fused(ctx, plan, b, stream);
+    }
+    return score_gemm(ctx, plan, b, stream);
+}
+
+template <typename T>
+int enqueue(ttsr_st_context* ctx, const ttsr_st_shape& s, const Plan& plan, bool fused,
+            const T* q, const T* k, const T* v3, const T* v2, const T* v1, T* out_s, T* t3,
+            T* t2, T* t1, char* workspace, cudaStream_t stream) {
+    if (!buffers_fit(plan, sizeof(T))) return TTSR_ST_ERR_ARGUMENT;
+    const Buffers<T> b(plan, workspace);
     const size_t lr = size_t(plan.p);
     const size_t ref = size_t(plan.j);
+    const int key_threads = threads_per_block(plan.p, ctx->sms);
     for (int n = 0; n < s.n; ++n) {
-        normalise(q + size_t(n) * s.ck * lr, plan.d, s.h, s.w, 0, plan.p, qn, stream);
-        normalise(k + size_t(n) * s.ck * ref, plan.d, s.hr, s.wr, 0, plan.j, kn, stream);
-        for (int t = 0; t < tile_count(plan); ++t) {
-            const Tile tile = plan_tile(plan, t);
-            const GemmArgs g = relevance_gemm(plan, tile);
-            if (relevance(handle, g, kn + ref_operand_offset(plan, tile),
-                          qn + lr_operand_offset(plan, tile), rel) != CUBLAS_STATUS_SUCCESS) {
-                return TTSR_ST_ERR_CUBLAS;
-            }
-            update_best_kernel<<<grid_for(1LL * tile.lr_len * kWarp, kBlock), kBlock, 0, stream>>>(
-                rel, g.ldc, tile.ref_first, tile.ref_len, tile.lr_first, tile.lr_len,
-                tile.ref_first == 0, best, best_j);
-        }
-        write_soft_kernel<T><<<grid_for(plan.p, kBlock), kBlock, 0, stream>>>(
-            best, plan.p, out_s + size_t(n) * lr);
-        transfer(v3, n, s.c3, TTSR_ST_LEVEL_SCALE_3, best_j, s, t3, stream);
-        transfer(v2, n, s.c2, TTSR_ST_LEVEL_SCALE_2, best_j, s, t2, stream);
-        transfer(v1, n, s.c1, TTSR_ST_LEVEL_SCALE_1, best_j, s, t1, stream);
+        normalise(q + size_t(n) * s.ck * lr, s.ck, s.h, s.w, plan.d, b.energy, b.qn, stream);
+        normalise(k + size_t(n) * s.ck * ref, s.ck, s.hr, s.wr, plan.d, b.energy, b.kn, stream);
+        init_keys_kernel<<<grid(blocks_for(plan.p, key_threads)), key_threads, 0, stream>>>(
+            plan.p, b.keys);
+        const int status = score(ctx, plan, fused, b, stream);
+        if (status != TTSR_ST_OK) return status;
+        decode_keys_kernel<T><<<grid(blocks_for(plan.p, key_threads)), key_threads, 0, stream>>>(
+            b.keys, plan.p, out_s + size_t(n) * lr, b.best_j);
+        transfer(v3, n, s.c3, TTSR_ST_LEVEL_SCALE_3, b.best_j, s, t3, stream);
+        transfer(v2, n, s.c2, TTSR_ST_LEVEL_SCALE_2, b.best_j, s, t2, stream);
+        transfer(v1, n, s.c1, TTSR_ST_LEVEL_SCALE_1, b.best_j, s, t1, stream);
         if (cudaGetLastError() != cudaSuccess) return TTSR_ST_ERR_CUDA;
     }
     return TTSR_ST_OK;
+}
+
+int make_device_plan(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
+                     size_t budget, Plan* plan) {
+    return make_plan(shape, dtype, ref_chunk, budget, TTSR_ST_DEFAULT_WORKSPACE_BUDGET, plan);
 }
 
 }  // namespace
@@ -245,15 +305,17 @@ extern "C" {
 int ttsr_st_context_create(ttsr_st_context** out) {
     if (out == nullptr) return TTSR_ST_ERR_ARGUMENT;
     *out = nullptr;
-    ttsr_st_context* ctx = new (std::nothrow) ttsr_st_context;
-    if (ctx == nullptr) return TTSR_ST_ERR_ARGUMENT;
-    if (cublasCreate(&ctx->handle) != CUBLAS_STATUS_SUCCESS) {
-        delete ctx;
-        return TTSR_ST_ERR_CUBLAS;
+    int device = 0;
+    ttsr_st_context probe;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&probe.sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&probe.cc_major, cudaDevAttrComputeCapabilityMajor, device) !=
+            cudaSuccess) {
+        return TTSR_ST_ERR_CUDA;
     }
-    // FP32 GEMMs in FP32 (no TF32), as the contract's precision section requires.
-    if (cublasSetMathMode(ctx->handle, CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS) {
-        cublasDestroy(ctx->handle);
+    ttsr_st_context* ctx = new (std::nothrow) ttsr_st_context(probe);
+    if (ctx == nullptr) return TTSR_ST_ERR_ARGUMENT;
+    if (!ctx->gemm.create()) {
         delete ctx;
         return TTSR_ST_ERR_CUBLAS;
     }
@@ -263,8 +325,23 @@ int ttsr_st_context_create(ttsr_st_context** out) {
 
 void ttsr_st_context_destroy(ttsr_st_context* ctx) {
     if (ctx == nullptr) return;
-    cublasDestroy(ctx->handle);
+    ctx->gemm.destroy();
     delete ctx;
+}
+
+int ttsr_st_context_set_relevance(ttsr_st_context* ctx, int path) {
+    if (ctx == nullptr || path < TTSR_ST_RELEVANCE_AUTO || path > TTSR_ST_RELEVANCE_FUSED) {
+        return TTSR_ST_ERR_ARGUMENT;
+    }
+    ctx->relevance = path;
+    return TTSR_ST_OK;
+}
+
+int ttsr_st_context_relevance(const ttsr_st_context* ctx, const ttsr_st_shape* shape,
+                              ttsr_st_dtype dtype) {
+    ttsr_st::Plan plan;
+    if (ctx == nullptr || ttsr_st::make_device_plan(shape, dtype, 0, 0, &plan) != TTSR_ST_OK) return 0;
+    return ttsr_st::relevance_path(dtype, plan.d, plan.p, plan.j, ctx->relevance, ctx->cc_major);
 }
 
 int ttsr_st_enqueue(ttsr_st_context* ctx, const ttsr_st_shape* shape, ttsr_st_dtype dtype,
@@ -272,16 +349,17 @@ int ttsr_st_enqueue(ttsr_st_context* ctx, const ttsr_st_shape* shape, ttsr_st_dt
                     const void* v3, const void* v2, const void* v1, void* s, void* t3, void* t2,
                     void* t1, void* workspace, void* cuda_stream) {
     ttsr_st::Plan plan;
-    const int status = ttsr_st::make_plan(shape, dtype, ref_chunk, workspace_budget,
-                                          TTSR_ST_DEFAULT_WORKSPACE_BUDGET, &plan);
+    const int status = ttsr_st::make_device_plan(shape, dtype, ref_chunk, workspace_budget, &plan);
     if (status != TTSR_ST_OK) return status;
     if (!ctx || !q || !k || !v3 || !v2 || !v1 || !s || !t3 || !t2 || !t1 || !workspace) {
         return TTSR_ST_ERR_ARGUMENT;
     }
+    const bool fused = ttsr_st::relevance_path(dtype, plan.d, plan.p, plan.j, ctx->relevance,
+                                               ctx->cc_major) == TTSR_ST_RELEVANCE_FUSED;
     // One call for both dtypes: the tag's type picks the element type.
     auto typed = [&](auto tag) {
         using T = decltype(tag);
-        return ttsr_st::enqueue(ctx->handle, *shape, plan, static_cast<const T*>(q),
+        return ttsr_st::enqueue(ctx, *shape, plan, fused, static_cast<const T*>(q),
                                 static_cast<const T*>(k), static_cast<const T*>(v3),
                                 static_cast<const T*>(v2), static_cast<const T*>(v1),
                                 static_cast<T*>(s), static_cast<T*>(t3), static_cast<T*>(t2),

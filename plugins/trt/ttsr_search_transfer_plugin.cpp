@@ -168,7 +168,7 @@ bool readFloatField(PluginField const& field, float& out, std::string& error)
 //! about missing attributes).
 bool parseParams(PluginFieldCollection const* fc, SearchTransferParams& params, std::string& error)
 {
-    params = SearchTransferParams{TTSR_ST_PATCH_SIZE, TTSR_ST_FOLD_DIVISOR, TTSR_ST_DEFAULT_REF_CHUNK};
+    params = SearchTransferParams{TTSR_ST_PATCH_SIZE, TTSR_ST_FOLD_DIVISOR, TTSR_ST_DEFAULT_REF_CHUNK, 0};
     for (int32_t i = 0; fc != nullptr && i < fc->nbFields; ++i)
     {
         PluginField const& field = fc->fields[i];
@@ -188,6 +188,10 @@ bool parseParams(PluginFieldCollection const* fc, SearchTransferParams& params, 
         else if (std::strcmp(field.name, TTSR_ST_ATTR_REF_CHUNK) == 0)
         {
             ok = readIntField(field, params.refChunk, error);
+        }
+        else if (std::strcmp(field.name, TTSR_ST_FIELD_WORKSPACE_BUDGET_MIB) == 0)
+        {
+            ok = readIntField(field, params.workspaceBudgetMib, error);
         }
         if (!ok)
         {
@@ -211,6 +215,13 @@ bool parseParams(PluginFieldCollection const* fc, SearchTransferParams& params, 
     {
         error = std::string(TTSR_ST_ATTR_REF_CHUNK) + "=" + std::to_string(params.refChunk)
             + " is invalid: use 0 (the kernels choose) or a positive cap on Ref positions per pass";
+        return false;
+    }
+    if (params.workspaceBudgetMib < 0 || params.workspaceBudgetMib > TTSR_ST_MAX_WORKSPACE_BUDGET_MIB)
+    {
+        error = std::string(TTSR_ST_FIELD_WORKSPACE_BUDGET_MIB) + "=" + std::to_string(params.workspaceBudgetMib)
+            + " is invalid: use 0 (the kernels' default, 1024) or 1.." + std::to_string(TTSR_ST_MAX_WORKSPACE_BUDGET_MIB)
+            + " MiB (build_engine.py --workspace-budget)";
         return false;
     }
     return true;
@@ -446,10 +457,10 @@ size_t TTSRSearchTransferPlugin::getWorkspaceSize(DynamicPluginTensorDesc const*
             logError("cannot size the workspace: " + error);
             return 0;
         }
-        size_t const bytes = ttsr_st_workspace_size(&shape, dtype, mParams.refChunk, 0);
+        size_t const bytes = ttsr_st_workspace_size(&shape, dtype, mParams.refChunk, mParams.workspaceBudgetBytes());
         int lrTile = 0;
         int refTile = 0;
-        ttsr_st_tile_sizes(&shape, dtype, mParams.refChunk, 0, &lrTile, &refTile);
+        ttsr_st_tile_sizes(&shape, dtype, mParams.refChunk, mParams.workspaceBudgetBytes(), &lrTile, &refTile);
         // Logged at build time (INFO), so that a deployment engineer sees what bounds the plugin's memory.
         logInfo("workspace " + std::to_string(bytes) + " bytes for the profile; at the largest shape the kernels score "
             + std::to_string(lrTile) + " of " + std::to_string(shape.h * shape.w) + " LR x "
@@ -468,7 +479,8 @@ char const* TTSRSearchTransferPlugin::getMetadataString() noexcept
     {
         mMetadata = std::string(TTSR_ST_ATTR_PATCH_SIZE) + "=" + std::to_string(mParams.patchSize) + " "
             + TTSR_ST_ATTR_FOLD_DIVISOR + "=" + std::to_string(mParams.foldDivisor) + " " + TTSR_ST_ATTR_REF_CHUNK
-            + "=" + std::to_string(mParams.refChunk);
+            + "=" + std::to_string(mParams.refChunk) + " " + TTSR_ST_FIELD_WORKSPACE_BUDGET_MIB + "="
+            + std::to_string(mParams.workspaceBudgetMib);
         return mMetadata.c_str();
     }
     catch (std::exception const&)
@@ -554,7 +566,7 @@ int32_t TTSRSearchTransferPlugin::enqueue(PluginTensorDesc const* inputDesc, Plu
         {
             return -1;
         }
-        int const status = ttsr_st_enqueue(mContext, &shape, dtype, mParams.refChunk, 0, inputs[kQ], inputs[kK],
+        int const status = ttsr_st_enqueue(mContext, &shape, dtype, mParams.refChunk, mParams.workspaceBudgetBytes(), inputs[kQ], inputs[kK],
             inputs[kV3], inputs[kV2], inputs[kV1], outputs[0], outputs[1], outputs[2], outputs[3], workspace,
             static_cast<void*>(stream));
         if (status != TTSR_ST_OK)
@@ -588,6 +600,7 @@ PluginFieldCollection const* TTSRSearchTransferPlugin::getFieldsToSerialize() no
             PluginField(TTSR_ST_ATTR_PATCH_SIZE, &mParams.patchSize, PluginFieldType::kINT32, 1),
             PluginField(TTSR_ST_ATTR_FOLD_DIVISOR, &mParams.foldDivisor, PluginFieldType::kFLOAT32, 1),
             PluginField(TTSR_ST_ATTR_REF_CHUNK, &mParams.refChunk, PluginFieldType::kINT32, 1),
+            PluginField(TTSR_ST_FIELD_WORKSPACE_BUDGET_MIB, &mParams.workspaceBudgetMib, PluginFieldType::kINT32, 1),
         };
         mSerialCollection.nbFields = static_cast<int32_t>(mSerialFields.size());
         mSerialCollection.fields = mSerialFields.data();
@@ -608,6 +621,7 @@ TTSRSearchTransferPluginCreator::TTSRSearchTransferPluginCreator()
         PluginField(TTSR_ST_ATTR_PATCH_SIZE, nullptr, PluginFieldType::kINT32, 1),
         PluginField(TTSR_ST_ATTR_FOLD_DIVISOR, nullptr, PluginFieldType::kFLOAT32, 1),
         PluginField(TTSR_ST_ATTR_REF_CHUNK, nullptr, PluginFieldType::kINT32, 1),
+        PluginField(TTSR_ST_FIELD_WORKSPACE_BUDGET_MIB, nullptr, PluginFieldType::kINT32, 1),
     }
 {
     mFieldCollection.nbFields = static_cast<int32_t>(mFieldNames.size());

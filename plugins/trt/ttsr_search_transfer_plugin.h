@@ -16,12 +16,19 @@
 namespace ttsr_trt
 {
 
-//! The op's attributes, i.e. the plugin fields (names in contract.h).
+//! The plugin fields (names in contract.h): the op's attributes, then the kernels' workspace
+//! budget (MiB one relevance tile may take; 0 = the kernels' default), which bounds memory only.
 struct SearchTransferParams
 {
     int32_t patchSize;
     float foldDivisor;
     int32_t refChunk;
+    int32_t workspaceBudgetMib;
+
+    size_t workspaceBudgetBytes() const
+    {
+        return static_cast<size_t>(workspaceBudgetMib) << 20;
+    }
 };
 
 class TTSRSearchTransferPlugin final : public nvinfer1::IPluginV3,

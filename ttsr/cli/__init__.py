@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ttsr.cli.build_engine import build_engine_command
+from ttsr.cli.compare import compare_command
 from ttsr.cli.evaluate import evaluate_command
 from ttsr.cli.export import export_command, fp16_estimate_command
 from ttsr.cli.infer import infer_command
@@ -22,6 +23,7 @@ def main() -> None:
       build-engine   rewritten ONNX (or checkpoint) -> TensorRT engine + JSON sidecar
       infer          LR/Ref pairs -> SR images, latency and PSNR/SSIM vs the PyTorch reference
       evaluate       the PyTorch reference on CUFED5 with mmediting 0.x's protocol (published figures)
+      compare        two infer reports: PSNR/SSIM and latency deltas, a gate on regressions
     """
 
 
@@ -30,3 +32,4 @@ main.add_command(fp16_estimate_command, "fp16-estimate")
 main.add_command(build_engine_command, "build-engine")
 main.add_command(infer_command, "infer")
 main.add_command(evaluate_command, "evaluate")
+main.add_command(compare_command, "compare")

@@ -7,14 +7,17 @@ from pathlib import Path
 
 import click
 
+from ttsr import contract
+from ttsr.backends import known_errors
+from ttsr.backends.profiles import ProfileError, Size, make_profile
+from ttsr.backends.trt.builder import BuildOptions, build_engine
+from ttsr.backends.trt.checks import BuildError, check_hardware_compat, require_gpu, require_tensorrt
+from ttsr.backends.trt.plugin import require_plugin_file
+from ttsr.backends.trt.sidecar import HARDWARE_COMPAT_LEVELS, sidecar_path
 from ttsr.cli.common import load_model, size_option
-from ttsr.engine.builder import (BuildError, BuildOptions, build_engine, check_hardware_compat, require_gpu,
-                                 require_plugin_file, require_tensorrt)
-from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
-from ttsr.engine.profiles import ProfileError, Size, make_profile
-from ttsr.engine.sidecar import HARDWARE_COMPAT_LEVELS, sidecar_path
 from ttsr.errors import first_line
-from ttsr.model import file_sha256
+from ttsr.onnx_io import inspect_onnx
+from ttsr.provenance import Source
 
 EPILOG = """\b
 Examples:
@@ -49,23 +52,21 @@ def _default_plugin() -> Path:
 
 
 def _graph(checkpoint: Path | None, onnx_path: Path | None, seed: int | None, precision: str,
-           weak_fp16: bool, workdir: Path) -> tuple[Path, str | None]:
-    """The rewritten graph to build from, in the precision the build needs, and the checkpoint's hash."""
-    from ttsr.engine.graphs import ensure_precision, ensure_rewritten, export_rewritten
+           weak_fp16: bool, workdir: Path) -> tuple[Path, Source]:
+    """The rewritten graph to build from, in the precision the build needs, and the weights it was made
+    from (recorded in the engine's sidecar, so that infer can check them)."""
+    from ttsr.pipeline import GRAPH_ERRORS, make_graph
 
-    graph_precision = "fp32" if weak_fp16 else precision
+    target = "rewritten" if weak_fp16 or precision == "fp32" else "fp16"
     try:
         if onnx_path is not None:
-            recorded = inspect_onnx(onnx_path).checkpoint_sha256
-            rewritten = ensure_rewritten(onnx_path, workdir)
-            return ensure_precision(rewritten, graph_precision, workdir), recorded
+            return make_graph(onnx_path, target, workdir), inspect_onnx(onnx_path).source
         model, note = load_model(checkpoint, seed or 0)
         click.echo(note)
-        digest = file_sha256(checkpoint) if checkpoint is not None else None
+        source = Source.of(checkpoint, seed or 0)
         click.echo("Exporting to ONNX and rewriting the search-transfer block ...")
-        rewritten = export_rewritten(model, workdir, digest)
-        return ensure_precision(rewritten, graph_precision, workdir), digest
-    except (ValueError, RuntimeError) as exc:  # OnnxInfoError, RewriteError, FP16Error; ExportError
+        return make_graph(model, target, workdir, weights=source), source
+    except GRAPH_ERRORS as exc:
         raise click.ClickException(first_line(exc)) from None
 
 
@@ -94,6 +95,9 @@ def _graph(checkpoint: Path | None, onnx_path: Path | None, seed: int | None, pr
 @click.option("--max-batch", type=click.IntRange(min=1), help="Largest batch (default: --opt-batch, or 1).")
 @click.option("--workspace", type=click.IntRange(min=1), metavar="MIB",
               help="Builder workspace limit in MiB (default: TensorRT's, the GPU's memory).")
+@click.option("--workspace-budget", type=click.IntRange(0, contract.MAX_WORKSPACE_BUDGET_MIB), default=0,
+              metavar="MIB", help="Device memory one relevance tile of the plugin's kernels may take, in MiB "
+                                  "(0: the kernels' default, 1024); larger tiles, larger GEMMs. Recorded in the sidecar.")
 @click.option("--timing-cache", type=click.Path(path_type=Path),
               help="Timing cache file: read if it exists, updated after the build (speeds up rebuilds).")
 @click.option("--opt-level", type=click.IntRange(0, 5),
@@ -107,7 +111,8 @@ def build_engine_command(checkpoint: Path | None, onnx_path: Path | None, seed: 
                          precision: str, weak_fp16: bool, min_lr: Size | None, opt_lr: Size | None,
                          max_lr: Size | None, min_ref: Size | None, opt_ref: Size | None,
                          max_ref: Size | None, min_batch: int | None, opt_batch: int | None,
-                         max_batch: int | None, workspace: int | None, timing_cache: Path | None,
+                         max_batch: int | None, workspace: int | None, workspace_budget: int,
+                         timing_cache: Path | None,
                          opt_level: int | None, hardware_compat: str, plugin: Path | None) -> None:
     """Build a TensorRT engine of TTSR for the GPU at hand (or a hardware-compatibility level)."""
     sources = [s for s in (checkpoint, onnx_path) if s is not None]
@@ -134,18 +139,19 @@ def build_engine_command(checkpoint: Path | None, onnx_path: Path | None, seed: 
         raise click.ClickException(f"output folder {output.parent} does not exist; create it first")
 
     with tempfile.TemporaryDirectory(prefix="ttsr-build-") as workdir:
-        graph, digest = _graph(checkpoint, onnx_path, seed, precision, weak_fp16, Path(workdir))
+        graph, source = _graph(checkpoint, onnx_path, seed, precision, weak_fp16, Path(workdir))
         options = BuildOptions(
             onnx_path=graph, output=output, profiles=[profile], plugin_library=plugin_path,
-            precision=precision, workspace_mib=workspace, timing_cache=timing_cache,
+            precision=precision, workspace_mib=workspace, workspace_budget_mib=workspace_budget,
+            timing_cache=timing_cache,
             optimization_level=opt_level, hardware_compatibility=hardware_compat, weak_fp16=weak_fp16,
-            checkpoint_sha256=digest,
+            checkpoint_sha256=source.checkpoint_sha256, seed=source.seed,
             extra={"source": str(checkpoint or onnx_path or f"seed {seed}")})
         new_files = [p for p in (output, sidecar_path(output)) if not p.exists()]
         try:
             click.echo(f"Building a {precision} engine: {profile.describe()} ...")
             sidecar = build_engine(options)
-        except (BuildError, ProfileError, OnnxInfoError) as exc:
+        except known_errors("trt") as exc:
             for leftover in new_files:
                 leftover.unlink(missing_ok=True)
             raise click.ClickException(str(exc)) from None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ttsr.engine.profiles import ProfileError, Size, parse_size
+from ttsr.backends.profiles import ProfileError, Size, parse_size
 from ttsr.model import TTSR, CheckpointError, build_model, load_checkpoint
 
 

@@ -18,14 +18,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ttsr.atomic import write_json_atomic
+from ttsr.atomic import file_sha256, write_json_atomic
+from ttsr.backends.torch import TorchBackend
 from ttsr.cli.common import load_model
 from ttsr.data.images import ImageError, load_image, save_image
 from ttsr.data.prepare import SCALE, ModelInputs, mod_crop, prepare_eval, to_image
 from ttsr.metrics import CONVENTIONS, score
 from ttsr.metrics.quality import SSIM_WINDOW
-from ttsr.model import CHECKPOINT_URLS, file_sha256
-from ttsr.runtime.backends import TorchBackend
+from ttsr.model import CHECKPOINT_URLS
 
 # mmediting 0.x model zoo (configs/restorers/ttsr/README.md), CUFED5, Ref level 1: (PSNR, SSIM).
 PUBLISHED_CUFED5 = {"ttsr-rec": (25.2433, 0.7491), "ttsr-gan": (24.6075, 0.7234)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ from ttsr.cli.common import load_model, size_option
 if TYPE_CHECKING:
     from ttsr.data.prepare import ModelInputs
     from ttsr.model.ttsr import TTSR
+    from ttsr.provenance import Source
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_LR = _REPO_ROOT / "assets" / "pairs" / "lr" / "demo.png"
@@ -58,17 +59,6 @@ def _model(checkpoint: Path | None, seed: int | None) -> tuple[TTSR, str]:
     return load_model(checkpoint, 0 if seed is None else seed)
 
 
-def _record_source(graphs: list[Path], checkpoint: Path | None) -> None:
-    """Store the checkpoint's sha256 (hashed once) in each graph."""
-    if checkpoint is not None:
-        from ttsr.engine.onnx_info import record_checkpoint
-        from ttsr.model import file_sha256
-
-        checkpoint_sha256 = file_sha256(checkpoint)
-        for graph in graphs:
-            record_checkpoint(graph, checkpoint_sha256)
-
-
 def _make_folder(folder: Path) -> list[Path]:
     try:
         return make_folders(folder)
@@ -101,41 +91,43 @@ def export_command(output: Path, checkpoint: Path | None, seed: int | None, rewr
                    io_dtype: str, lr_size: tuple[int, int], ref_size: tuple[int, int], batch: int,
                    opset: int, keep_intermediates: bool) -> None:
     """Export TTSR to ONNX (dynamic batch, LR and Ref sizes), optionally rewritten and FP16."""
-    from ttsr.export import ExportError, example_inputs, export_onnx
-    from ttsr.surgery import FP16Error, RewriteError, convert_fp16, rewrite_search_transfer
+    from ttsr.export import ExportError, check_example_size, example_inputs
+    from ttsr.pipeline import GRAPH_ERRORS, Step, make_graph
+    from ttsr.provenance import Source
 
     if io_dtype != "float32" and not fp16:
         raise click.UsageError("--io-dtype float16 needs --fp16")
+    try:
+        check_example_size(lr_size, ref_size, batch)
+    except ExportError as exc:
+        raise click.UsageError(f"--lr-size/--ref-size/--batch: {exc}") from None
     rewrite = rewrite or fp16
     model, described = _model(checkpoint, seed)
     click.echo(described)
     created = _make_folder(output.parent)
+    messages: dict[str, Callable[[Step], str]] = {
+        "export": lambda step: (f"Exported {step.path} in {step.seconds:.1f} s "
+                                f"(opset {opset}; dynamic batch, LR and Ref sizes)"),
+        "rewrite": lambda step: f"Rewrote into {step.path} in {step.seconds:.2f} s: {step.summary}",
+        "fp16": lambda step: f"FP16 graph {step.path} ({io_dtype} I/O) in {step.seconds:.2f} s",
+    }
     with tempfile.TemporaryDirectory(prefix="ttsr-export-") as workdir:
         side = output.parent if keep_intermediates else Path(workdir)
-        plain = output if not rewrite else side / f"{output.stem}.plain.onnx"
-        rewritten = output if not fp16 else side / f"{output.stem}.fp32.onnx"
+        paths = {"plain": output if not rewrite else side / f"{output.stem}.plain.onnx",
+                 "rewritten": output if not fp16 else side / f"{output.stem}.fp32.onnx",
+                 "fp16": output}
+        existing = {path for path in paths.values() if path.exists()}
         try:
-            start = time.perf_counter()
-            export_onnx(model, plain, opset=opset,
-                        example=example_inputs(lr_size, ref_size, batch))
-            click.echo(f"Exported {plain} in {time.perf_counter() - start:.1f} s "
-                       f"(opset {opset}; dynamic batch, LR and Ref sizes)")
-            if rewrite:
-                start = time.perf_counter()
-                report = rewrite_search_transfer(plain, rewritten)
-                click.echo(f"Rewrote into {rewritten} in {time.perf_counter() - start:.2f} s: "
-                           f"{report.summary()}")
-            if fp16:
-                start = time.perf_counter()
-                convert_fp16(rewritten, output, io_dtype=io_dtype)
-                click.echo(f"FP16 graph {output} ({io_dtype} I/O) in "
-                           f"{time.perf_counter() - start:.2f} s")
-        except (ExportError, RewriteError, FP16Error) as exc:
+            make_graph(model, "fp16" if fp16 else "rewritten" if rewrite else "plain", workdir, paths=paths,
+                       io_dtype=io_dtype, opset=opset, example=example_inputs(lr_size, ref_size, batch),
+                       weights=Source.of(checkpoint, 0 if seed is None else seed),
+                       on_step=lambda step: click.echo(messages[step.name](step)))
+        except GRAPH_ERRORS as exc:
+            for path in set(paths.values()) - existing:
+                path.unlink(missing_ok=True)  # a step that failed after an earlier one wrote its graph
             for folder in reversed(created):
-                folder.rmdir()  # empty: every write is atomic
+                folder.rmdir()
             raise click.ClickException(str(exc)) from None
-        kept = [path for path in {plain, rewritten, output} if path.parent == output.parent and path.exists()]
-        _record_source(kept, checkpoint)
     click.echo(f"Wrote {output}")
 
 
@@ -150,12 +142,12 @@ class Fp16Accuracy:
 
 def fp16_accuracy(model: TTSR, fp16_onnx: str | Path, inputs: ModelInputs,
                   threads: int | None = None) -> Fp16Accuracy:
-    """Run the FP16 graph in ONNX Runtime (see ``ttsr.runtime.ort_backend``) and score it against ``model``."""
+    """Run the FP16 graph in ONNX Runtime (see ``ttsr.backends.ort``) and score it against ``model``."""
     import torch
 
+    from ttsr.backends.ort import OrtBackend
     from ttsr.data import to_image
     from ttsr.metrics import psnr, ssim
-    from ttsr.runtime.ort_backend import OrtBackend
 
     with torch.inference_mode():
         reference = model(*inputs.as_torch()).numpy()
@@ -166,21 +158,17 @@ def fp16_accuracy(model: TTSR, fp16_onnx: str | Path, inputs: ModelInputs,
                         float(np.abs(estimate - reference).max()))
 
 
-def _fp16_graph(model: TTSR, onnx_path: Path | None, workdir: Path) -> Path:
-    """``onnx_path`` brought to the rewritten FP16 graph, or a fresh one from ``model``."""
-    from ttsr.engine.onnx_info import inspect_onnx
-    from ttsr.export import export_onnx
-    from ttsr.surgery import convert_fp16, rewrite_search_transfer
+def _check_graph_source(onnx_path: Path, source: Source) -> None:
+    """Refuse a graph of other weights than the reference's (the estimate would compare two models)."""
+    from ttsr.onnx_io import OnnxInfoError, inspect_onnx
+    from ttsr.provenance import SourceMismatch, check_source
 
-    if onnx_path is None:
-        onnx_path = export_onnx(model, workdir / "ttsr.onnx")
-    info = inspect_onnx(onnx_path)
-    if info.precision == "fp16":
-        return onnx_path
-    if not info.rewritten:
-        rewrite_search_transfer(onnx_path, workdir / "ttsr.rewritten.onnx")
-        onnx_path = workdir / "ttsr.rewritten.onnx"
-    return convert_fp16(onnx_path, workdir / "ttsr.fp16.onnx")
+    try:
+        warning = check_source(inspect_onnx(onnx_path).source, source, f"ONNX graph {onnx_path}")
+    except (OnnxInfoError, SourceMismatch) as exc:
+        raise click.ClickException(str(exc)) from None
+    if warning is not None:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
 
 
 @click.command("fp16-estimate", epilog=FP16_EPILOG)
@@ -201,9 +189,8 @@ def fp16_estimate_command(checkpoint: Path | None, seed: int | None, onnx_path: 
                           min_psnr: float | None) -> None:
     """Estimate on the CPU how close the FP16 graph's output is to FP32 (PSNR/SSIM)."""
     from ttsr.data import ImageError, load_image, prepare_pair
-    from ttsr.engine.onnx_info import OnnxInfoError
-    from ttsr.export import ExportError
-    from ttsr.surgery import FP16Error, RewriteError
+    from ttsr.pipeline import GRAPH_ERRORS, make_graph
+    from ttsr.provenance import Source
 
     if (lr_path is None) != (ref_path is None):
         raise click.UsageError("give both --lr and --ref, or neither for the bundled demo pair")
@@ -219,11 +206,13 @@ def fp16_estimate_command(checkpoint: Path | None, seed: int | None, onnx_path: 
     click.echo(described)
     click.echo(f"Pair: LR {lr_path} ({inputs.lr_size[0]}x{inputs.lr_size[1]}), "
                f"Ref {ref_path} ({inputs.ref_size[0]}x{inputs.ref_size[1]} after cropping to multiples of 4)")
+    if onnx_path is not None:
+        _check_graph_source(onnx_path, Source.of(checkpoint, 0 if seed is None else seed))
     with tempfile.TemporaryDirectory(prefix="ttsr-fp16-") as workdir:
         try:
-            graph = _fp16_graph(model, onnx_path, Path(workdir))
+            graph = make_graph(onnx_path if onnx_path is not None else model, "fp16", workdir)
             result = fp16_accuracy(model, graph, inputs, threads)
-        except (ExportError, RewriteError, FP16Error, OnnxInfoError) as exc:
+        except GRAPH_ERRORS as exc:
             raise click.ClickException(str(exc)) from None
     click.echo("FP16 graph in ONNX Runtime (float16 tensors, float32 arithmetic per op; "
                "TTSRSearchTransfer on the CPU twin in float16)")

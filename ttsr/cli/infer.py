@@ -2,60 +2,77 @@
 
 from __future__ import annotations
 
-import math
-import shutil
+import functools
 import sys
 import tempfile
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 import numpy as np
 
-from ttsr.atomic import make_folders, write_json_atomic
+from tqdm import tqdm
+
+from ttsr import tool_version
+from ttsr.backends import names as backend_names
+from ttsr.backends.profiles import ProfileError
 from ttsr.cli.common import load_model
-from ttsr.engine.builder import tool_version
-from ttsr.engine.onnx_info import OnnxInfoError, inspect_onnx
-from ttsr.engine.profiles import ProfileError, format_size
-from ttsr.errors import first_line
-from ttsr.model import file_sha256
+from ttsr.report.accuracy import ImageResult, check_lr_size
+from ttsr.report.gate import Limits
+from ttsr.report.outputs import OutputError, Outputs, is_stdout
 
 if TYPE_CHECKING:
+    from ttsr.backends import Backend
     from ttsr.data import ModelInputs, Pair
+    from ttsr.provenance import Source
 
 EPILOG = """\b
 Examples:
-  # CPU: make the rewritten graph once, run it in ONNX Runtime, score it against the reference and HR
+  # CPU: make the rewritten graph once, run it in ONNX Runtime, score it against the reference and HR,
+  # and write a browsable report (open out/report/index.html)
   python -m ttsr.cli export out/ttsr.rewritten.onnx --rewrite --checkpoint ttsr-rec.pth
   python infer.py --checkpoint ttsr-rec.pth --lr-dir assets/pairs/lr --ref-dir assets/pairs/ref \\
-      --hr-dir assets/pairs/hr --onnx out/ttsr.rewritten.onnx --out-dir out/sr --json out/report.json
-  # GPU: a TensorRT engine, batches of 4, CUDA graph replay, 20 timed passes
+      --hr-dir assets/pairs/hr --onnx out/ttsr.rewritten.onnx --out-dir out/sr --report out/report
+  # GPU: a TensorRT engine, batches of 4, CUDA graph replay, 20 timed passes, JSON to stdout
   python infer.py --pairs pairs.txt --engine ttsr.engine --checkpoint ttsr-rec.pth \\
-      --batch 4 --warmup 5 --iterations 20 --cuda-graph
-  # CI gate: exit 1 if any output is below 40 dB / 0.99 SSIM against PyTorch
+      --batch 4 --warmup 5 --iterations 20 --cuda-graph --json - > report.json
+  # GPU without TensorRT: PyTorch with the search-transfer on the plugin's CUDA kernels, gated
+  python infer.py --lr-dir lr --ref-dir ref --checkpoint ttsr-rec.pth --backend torch \\
+      --torch-device cuda --search-transfer kernels --check --min-psnr 40
+  # CI gate: exit 1 if any output is below 40 dB / 0.99 SSIM against PyTorch, or a shape's
+  # p99 latency is above 25 ms (p99 needs >= 100 timed calls per shape)
   python infer.py --lr-dir lr --ref-dir ref --engine ttsr.engine --checkpoint ttsr-rec.pth \\
-      --check --min-psnr 40 --min-ssim 0.99
+      --iterations 100 --check --min-psnr 40 --min-ssim 0.99 --max-p99-ms 25
+  # then against the last release's report: ttsr compare release.json report.json --max-psnr-drop 0.5
 
 \b
 Inputs: --lr-dir and --ref-dir (images matched by file name) or --pairs, a text
-file of 'lr ref [hr]' lines.  The Ref is cropped to multiples of 4.  The
+file of 'lr ref [hr]' lines.  The Ref is cropped to multiples of 4.  The LR must
+be large enough for its SR output to be scored (5x5 with --crop-border 4).  The
 reference is the PyTorch model of --checkpoint; without one, a seeded random
 model (--seed) stands in, which is only good for testing the pipeline.
 Backends: trt (TensorRT engine, GPU), ort (ONNX Runtime on the CPU, the
-rewritten graph with the plugin's CPU twin), torch (the reference itself).
+rewritten graph with the plugin's CPU twin), torch (the reference itself, or
+with --search-transfer kernels its search-transfer on the plugin's CUDA kernels:
+libttsr_st_cuda.so from build/ or $TTSR_PLUGIN_DIR).
 Without --onnx, the ort backend exports and rewrites the reference model first.
+Every output path is checked (and its folder made) before any model runs.
 
 \b
-Report: latency per call (ms: mean, median, p90, p99, min, max) and throughput
-(images/s) over the timed passes, with H2D / compute / D2H separated on trt;
-PSNR/SSIM of every SR image against the PyTorch reference's output (and the
-HR image, and the reference against HR), then their mean.  With --check the
-exit status is 1 when any image falls below --min-psnr / --min-ssim.
+Report: latency per shape (batch size, LR size / Ref size) with trtexec's names:
+Host Latency per call (wall time), and on trt H2D Latency, GPU Compute Time and
+D2H Latency; mean, median, min, max and nearest-rank p90/p95/p99, each percentile
+only with enough calls (n >= 100/(100-p): p99 needs 100); throughput in qps and
+images/s.  PSNR/SSIM of every SR image against the PyTorch reference's output (and
+the HR image, and the reference against HR), then their mean.  The JSON adds
+Polygraphy-style error statistics per output (max/mean/median absolute and relative
+error, share of pixels over 0.5..8/255), every call's time, and the machine (CPU,
+GPU, library versions, threads, time).  With --check the exit status is 1 when any
+check of the gate table fails.
 """
-
-PROGRESS_MIN_IMAGES = 5
 
 
 @dataclass
@@ -84,7 +101,7 @@ def _collect_pairs(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | Non
         raise click.ClickException(str(exc)) from None
 
 
-def _prepare(pairs: list[Pair]) -> list[Job]:
+def _prepare(pairs: list[Pair], crop_border: int) -> list[Job]:
     """Load and prepare every pair before anything runs, so bad inputs fail before any output exists."""
     from ttsr.data import ImageError, load_image, prepare_pair
 
@@ -92,6 +109,7 @@ def _prepare(pairs: list[Pair]) -> list[Job]:
     for pair in pairs:
         try:
             lr, ref = load_image(pair.lr), load_image(pair.ref)
+            check_lr_size(lr.shape[:2], crop_border)
             inputs = prepare_pair(lr, ref)
             hr = load_image(pair.hr) if pair.hr is not None else None
         except ImageError as exc:
@@ -128,235 +146,168 @@ def _warn(message: str) -> None:
     click.secho(f"warning: {message}", fg="yellow", err=True)
 
 
-def _check_source(recorded: str | None, checkpoint: Path | None, what: str) -> None:
-    if recorded is None:
-        return
-    if checkpoint is None:
-        _warn(f"{what} was made from a checkpoint (sha256 {recorded[:12]}) but no --checkpoint is given: "
-              f"the comparison is against the seeded model, pass that checkpoint instead")
-        return
-    actual = file_sha256(checkpoint)
-    if actual != recorded:
-        _warn(f"{what} was made from a checkpoint with sha256 {recorded[:12]}, but --checkpoint "
-              f"{checkpoint} has {actual[:12]}: the comparison is against another model")
+# The command line's name of each backend option (``ttsr.backends.BACKENDS``).
+FLAGS = {"engine": "--engine", "plugin": "--plugin", "cuda_graph": "--cuda-graph", "onnx": "--onnx",
+         "threads": "--threads", "device": "--torch-device", "search_transfer": "--search-transfer"}
 
 
-def _open_backend(kind: str, *, engine: Path | None, onnx: Path | None, plugin: Path | None,
-                  model: Any, checkpoint: Path | None, cuda_graph: bool, threads: int | None,
-                  torch_device: str, workdir: Path, cleanup: ExitStack) -> Any:
-    """The backend to time; ``cleanup`` frees what it holds (the trt backend's GPU memory)."""
-    from ttsr.runtime.backends import OrtRunner, TorchBackend
+def _flags(options: Iterable[str]) -> str:
+    return ", ".join(FLAGS[option] for option in options if option in FLAGS)
 
-    if kind == "trt":
-        if engine is None:
-            raise click.UsageError("--backend trt needs --engine (build one with build_engine.py)")
-        from ttsr.runtime.trt_backend import EngineError, TrtBackend
 
+def _choose_backend(asked: str | None, given: dict[str, Any]) -> tuple[str, str]:
+    """The backend and how it was chosen: "asked", "implied" (by --engine or --onnx) or "default"
+    (see ``ttsr.backends.choose_backend``).  Options the backend does not take are usage errors, so
+    that nothing on the command line is silently ignored."""
+    from ttsr.backends import BackendError, choose_backend, foreign_options, spec
+
+    try:
+        kind, how = choose_backend(asked, given)
+    except BackendError:
+        raise click.UsageError(f"{_flags(sorted(given))} name different backends; choose one with "
+                               f"--backend") from None
+    foreign = foreign_options(kind, given)
+    if foreign:
+        chosen = {"asked": f"--backend {kind}", "implied": f"the {kind} backend (chosen by {_choice(kind)})",
+                  "default": f"the default {kind} backend (no --backend given)"}[how]
+        raise click.UsageError(f"{FLAGS[foreign[0]]} does not apply to {chosen}; it takes "
+                               f"{_flags(spec(kind).options) or 'none of the backend options'}")
+    return kind, how
+
+
+def _choice(kind: str) -> str:
+    from ttsr.backends import spec
+
+    return _flags(spec(kind).required)
+
+
+def _open_backend(kind: str, given: dict[str, Any], *, model: Any, torch_device: str, source: Source,
+                  workdir: Path) -> Backend:
+    """The backend to time, opened through the registry (close it, or enter it in an ExitStack).
+
+    ``given``: the backend options of the command line that were given (engine, onnx, threads, ...);
+    the model and the torch device go to the backends that take them.  A graph or engine made from
+    other weights than ``source`` is refused.
+    """
+    from ttsr.backends import BackendError, open_backend, spec
+    from ttsr.provenance import SourceMismatch, check_source
+
+    takes = spec(kind).options
+    options = dict(given)
+    options.update((name, value) for name, value in (("model", model), ("device", torch_device)) if name in takes)
+    if "onnx" in takes and options.get("onnx") is None:
+        from ttsr.pipeline import make_graph
+
+        click.echo("No --onnx: exporting the reference model and rewriting its search-transfer "
+                   f"block for the {kind} backend ...", err=True)  # stdout may carry the JSON (--json -)
+        options["onnx"] = make_graph(model, "rewritten", workdir, weights=source)
+    missing = [name for name in spec(kind).required if options.get(name) is None]
+    if missing:
+        raise click.UsageError(f"--backend {kind} needs {FLAGS[missing[0]]}")
+    try:
+        runner = open_backend(kind, **options)
+    except BackendError as exc:
+        raise click.ClickException(str(exc)) from None
+    if runner.artefact is not None:
         try:
-            runner = cleanup.enter_context(TrtBackend(engine, plugin_library=plugin, cuda_graph=cuda_graph))
-        except EngineError as exc:
+            warning = check_source(runner.source, source, runner.artefact)
+        except SourceMismatch as exc:
+            runner.close()
             raise click.ClickException(str(exc)) from None
-        _check_source(runner.sidecar.checkpoint_sha256, checkpoint, f"engine {engine}")
-        return runner
-    if kind == "ort":
-        if onnx is None:
-            from ttsr.engine.graphs import export_rewritten
-
-            click.echo("No --onnx: exporting the reference model and rewriting its search-transfer "
-                       "block for the CPU backend ...")
-            onnx = export_rewritten(model, workdir)
-        try:
-            _check_source(inspect_onnx(onnx).checkpoint_sha256, checkpoint, f"ONNX graph {onnx}")
-        except OnnxInfoError as exc:
-            raise click.ClickException(str(exc)) from None
-        try:
-            return OrtRunner(onnx, threads=threads)
-        except Exception as exc:  # OrtBackendError, NativeLibraryError, and ONNX Runtime's own (not RuntimeErrors)
-            raise click.ClickException(f"ONNX Runtime cannot run {onnx}: {first_line(exc)}") from None
-    return TorchBackend(model, device=torch_device)
-
-
-def _known_errors(kind: str) -> tuple[type[Exception], ...]:
-    """The exceptions of ``kind``'s backend whose one-line message already names the problem."""
-    if kind == "trt":
-        from ttsr.runtime.trt_backend import EngineError
-
-        return EngineError, ProfileError
-    if kind == "ort":
-        from ttsr.plugin.native import NativeLibraryError, NativeOpError
-        from ttsr.runtime.ort_backend import OrtBackendError
-
-        return OrtBackendError, NativeLibraryError, NativeOpError, ProfileError
-    return (ProfileError,)
-
-
-UNEXPECTED_HINT = {
-    "trt": ("rerun with --backend ort to tell the engine from the inputs, or report it with the "
-            "engine's .json sidecar"),
-    "ort": "rerun with --backend torch to tell the graph from the inputs, or report it",
-    "torch": "report it with the command line",
-}
+        if warning is not None:
+            _warn(warning)
+    return runner
 
 
 def _reference_outputs(model: Any, jobs: list[Job], batches: list[Any], backend_outputs: list[np.ndarray],
-                       kind: str, device: str) -> list[np.ndarray]:
-    if kind == "torch":
+                       kind: str, device: str, search_transfer: str | None,
+                       progress: Callable[[int], None]) -> list[np.ndarray]:
+    if kind == "torch" and search_transfer != "kernels":  # the backend ran the reference itself
         return backend_outputs
-    from ttsr.runtime.backends import TorchBackend
+    from ttsr.backends.torch import TorchBackend
     from ttsr.runtime.timing import run_batches
 
     outputs, _ = run_batches(TorchBackend(model, device=device), [job.inputs for job in jobs], batches,
-                             warmup=0)
+                             warmup=0, progress=progress)
     return outputs
 
 
-def _score(jobs: list[Job], outputs: list[np.ndarray], references: list[np.ndarray], convention: str,
-           crop_border: int) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
-    from ttsr.data import to_image
-    from ttsr.metrics import score
-
-    rows, images = [], []
-    for job, sr, ref_sr in zip(jobs, outputs, references):
-        image, ref_image = to_image(sr), to_image(ref_sr)
-        try:
-            row: dict[str, Any] = {
-                "name": job.name, **job.paths,
-                "lr_size": list(job.inputs.lr_size), "ref_size": list(job.inputs.ref_size),
-                "sr_size": list(image.shape[:2]),
-                "vs_reference": dict(zip(("psnr", "ssim"), score(image, ref_image, convention, crop_border))),
-            }
-            if job.hr is not None:
-                row["vs_hr"] = dict(zip(("psnr", "ssim"), score(image, job.hr, convention, crop_border)))
-                row["reference_vs_hr"] = dict(zip(("psnr", "ssim"),
-                                                  score(ref_image, job.hr, convention, crop_border)))
-        except ValueError as exc:
-            raise click.ClickException(f"pair {job.name}: {exc}") from None
-        rows.append(row)
-        images.append(image)
-    return rows, images
+def _limits(check: bool, min_psnr: float | None, min_ssim: float | None, max_p99_ms: float | None,
+            max_mean_ms: float | None) -> Limits | None:
+    limits = Limits(min_psnr, min_ssim, max_p99_ms, max_mean_ms)
+    if check and not limits.any():
+        raise click.UsageError("--check needs --min-psnr DB, --min-ssim S, --max-p99-ms MS or --max-mean-ms MS")
+    if not check and limits.any():
+        raise click.UsageError("--min-psnr/--min-ssim/--max-p99-ms/--max-mean-ms only apply with --check")
+    return limits if check else None
 
 
-def _mean(values: list[float]) -> float:
-    return float(np.mean(values)) if values else float("nan")
-
-
-def _aggregate(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    result = {}
-    for key in ("vs_reference", "vs_hr", "reference_vs_hr"):
-        scored = [row[key] for row in rows if key in row]
-        if scored:
-            result[key] = {"psnr": _mean([s["psnr"] for s in scored]),
-                           "ssim": _mean([s["ssim"] for s in scored])}
-    return result
-
-
-def _pair_text(scores: dict[str, float] | None) -> str:
-    if scores is None:
-        return f"{'-':>18}"
-    psnr = "inf" if math.isinf(scores["psnr"]) else f"{scores['psnr']:.2f}"
-    return f"{psnr:>9} {scores['ssim']:>8.4f}"
-
-
-def accuracy_table(rows: list[dict[str, Any]], aggregate: dict[str, dict[str, float]]) -> str:
-    has_hr = any("vs_hr" in row for row in rows)
-    width = max([len("image"), len("mean")] + [len(row["name"]) for row in rows])
-    columns = ["vs reference"] + (["vs HR", "reference vs HR"] if has_hr else [])
-    header = f"{'image':<{width}} {'SR size':>9}  " + "  ".join(f"{c:^18}" for c in columns)
-    units = f"{'':<{width}} {'':>9}  " + "  ".join(f"{'PSNR dB':>9} {'SSIM':>8}" for _ in columns)
-    keys = ["vs_reference"] + (["vs_hr", "reference_vs_hr"] if has_hr else [])
-    lines = [header, units, "-" * len(units)]
-    for row in rows:
-        size = format_size((row["sr_size"][0], row["sr_size"][1]))
-        lines.append(f"{row['name']:<{width}} {size:>9}  " + "  ".join(_pair_text(row.get(k)) for k in keys))
-    lines.append("-" * len(units))
-    lines.append(f"{'mean':<{width}} {'':>9}  " + "  ".join(_pair_text(aggregate.get(k)) for k in keys))
-    return "\n".join(lines)
-
-
-def _gate(rows: list[dict[str, Any]], min_psnr: float, min_ssim: float | None) -> list[dict[str, Any]]:
-    return [row for row in rows
-            if row["vs_reference"]["psnr"] < min_psnr
-            or (min_ssim is not None and row["vs_reference"]["ssim"] < min_ssim)]
-
-
-def _gate_table(failing: list[dict[str, Any]], min_psnr: float, min_ssim: float | None) -> str:
-    width = max([len("image")] + [len(row["name"]) for row in failing])
-    lines = [f"{'image':<{width}} {'PSNR dB':>9} {'SSIM':>8}  reason", "-" * (width + 40)]
-    for row in failing:
-        psnr, ssim = row["vs_reference"]["psnr"], row["vs_reference"]["ssim"]
-        reasons = []
-        if psnr < min_psnr:
-            reasons.append(f"PSNR < {min_psnr:g}")
-        if min_ssim is not None and ssim < min_ssim:
-            reasons.append(f"SSIM < {min_ssim:g}")
-        lines.append(f"{row['name']:<{width}} {psnr:>9.2f} {ssim:>8.4f}  {', '.join(reasons)}")
-    return "\n".join(lines)
-
-
-class _Outputs:
-    """Files and folders this run creates; removed again if the run fails before it ends."""
-
-    def __init__(self) -> None:
-        self.created: list[Path] = []
-
-    def folder(self, path: Path) -> None:
-        self.created.extend(make_folders(path))
-
-    def image(self, path: Path, image: np.ndarray) -> None:
-        from ttsr.data import save_image
-
-        existed = path.exists()
-        save_image(path, image)
-        if not existed:
-            self.created.append(path)
-
-    def json(self, path: Path, data: dict[str, Any]) -> None:
-        existed = path.exists()
-        write_json_atomic(path, data)
-        if not existed:
-            self.created.append(path)
-
-    def remove(self) -> None:
-        for path in reversed(self.created):
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-
-
-def _write_outputs(out_dir: Path | None, json_path: Path | None, jobs: list[Job], images: list[np.ndarray],
-                   report: dict[str, Any]) -> None:
-    from ttsr.data import ImageError
-
-    outputs = _Outputs()
+def _prepare_outputs(outputs: Outputs, out_dir: Path | None, json_path: Path | None,
+                     report_dir: Path | None) -> None:
+    """Make and probe every output path before any model runs, so a bad one costs no run."""
     try:
         if out_dir is not None:
-            outputs.folder(out_dir)
-            for job, image, row in zip(jobs, images, report["images"]):
-                path = out_dir / f"{job.name}.png"
-                outputs.image(path, image)
-                row["output"] = str(path)
-        if json_path is not None:
-            outputs.folder(json_path.parent)
-            outputs.json(json_path, report)
-    except (OSError, ImageError) as exc:
+            outputs.folder(out_dir, "--out-dir")
+        if json_path is not None and not is_stdout(json_path):
+            outputs.file_target(json_path, "--json")
+        if report_dir is not None:
+            outputs.folder(report_dir, "--report")
+    except OutputError as exc:
         outputs.remove()
-        raise click.ClickException(f"cannot write outputs: {exc}") from None
-    except BaseException:
-        outputs.remove()
-        raise
+        raise click.ClickException(str(exc)) from None
 
 
-@click.command("infer", epilog=EPILOG, context_settings={"max_content_width": 100})
+def _check_p99_samples(limits: Limits | None, batches: list[Any], warmup: int, iterations: int) -> None:
+    """A p99 gate on too few calls would compare the slowest call; refuse it before the run."""
+    if limits is None or limits.max_p99_ms is None:
+        return
+    from ttsr.runtime.stats import min_samples
+    from ttsr.runtime.timing import count_calls
+
+    needed = min_samples(99)
+    _, timed = count_calls(batches, warmup, iterations)
+    short = {shape.label: calls for shape, calls in timed.items() if calls < needed}
+    if short:
+        label, calls = next(iter(short.items()))
+        per_pass = calls // iterations
+        raise click.UsageError(
+            f"--max-p99-ms needs >= {needed} timed calls per shape, shape {label} gets {calls} "
+            f"({per_pass} per pass x --iterations {iterations}); use --iterations {-(-needed // per_pass)}")
+
+
+def _results(jobs: list[Job], outputs: list[np.ndarray], references: list[np.ndarray]) -> list[ImageResult]:
+    from ttsr.data import to_image
+
+    return [ImageResult(job.name, job.paths, job.inputs.lr_size, job.inputs.ref_size, sr, reference,
+                        to_image(job.inputs.lq_up * 2.0 - 1.0), job.hr)
+            for job, sr, reference in zip(jobs, outputs, references)]
+
+
+def _used_gpu(runner: Any, kind: str, torch_device: str) -> dict[str, str] | None:
+    """The GPU the run used: the engine's (trt: as its sidecar names it; the backend checked its compute
+    capability against this GPU), PyTorch's (--torch-device cuda), else none."""
+    if kind == "trt":
+        return {"name": runner.sidecar.gpu_name, "compute_capability": runner.sidecar.compute_capability}
+    if torch_device.startswith("cuda"):
+        import torch
+
+        major, minor = torch.cuda.get_device_capability(torch_device)
+        return {"name": torch.cuda.get_device_name(torch_device), "compute_capability": f"{major}.{minor}"}
+    return None
+
+
+@click.command("infer", epilog=EPILOG,
+               context_settings={"max_content_width": 100, "help_option_names": ["-h", "--help"]})
 @click.option("--lr-dir", type=click.Path(path_type=Path), help="Folder of LR images.")
 @click.option("--ref-dir", type=click.Path(path_type=Path), help="Folder of Ref images, same file names as the LR.")
 @click.option("--hr-dir", type=click.Path(path_type=Path),
               help="Folder of HR ground truth (4x the LR), same file names; adds scores vs HR.")
 @click.option("--pairs", "pair_list", type=click.Path(path_type=Path),
               help="Text file of 'lr ref [hr]' lines, instead of the folders.")
-@click.option("--backend", type=click.Choice(["trt", "ort", "torch"]),
+@click.option("--backend", type=click.Choice(backend_names()),
               help="trt (TensorRT engine), ort (CPU, rewritten graph) or torch (the reference). "
-                   "Default: trt when --engine is given and a GPU is present, else ort.")
+                   "Default: trt when --engine is given (without a GPU the run fails: no silent fallback), "
+                   "ort when --onnx or neither is given. Options of another backend are errors.")
 @click.option("--engine", type=click.Path(path_type=Path), help="TensorRT engine from build_engine.py (trt).")
 @click.option("--onnx", "onnx_path", type=click.Path(path_type=Path),
               help="Rewritten ONNX graph for the ort backend (default: export the reference model).")
@@ -378,8 +329,16 @@ def _write_outputs(out_dir: Path | None, json_path: Path | None, jobs: list[Job]
 @click.option("--threads", type=click.IntRange(min=1), help="ort: intra-op threads (default: ONNX Runtime's).")
 @click.option("--torch-device", default="cpu", show_default=True,
               help="Device of the PyTorch model (the reference, and the torch backend): cpu, cuda, cuda:1 ...")
+@click.option("--search-transfer", type=click.Choice(["torch", "kernels"]),
+              help="torch backend: run the search-transfer block in PyTorch (default) or on the plugin's CUDA "
+                   "kernels (kernels, with --torch-device cuda: the whole model on the GPU without TensorRT); "
+                   "the reference stays the PyTorch model.")
 @click.option("--out-dir", type=click.Path(path_type=Path), help="Write the SR images here as <name>.png.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the full report as JSON here.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path),
+              help="Write the full report as JSON here; '-' writes it to stdout (the tables go to stderr).")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path),
+              help="Write a browsable report folder here: index.html, a PNG panel per image (bicubic LR, "
+                   "ours, reference, HR, difference heat maps), latency.png and report.json.")
 @click.option("--metrics-convention", type=click.Choice(["rgb", "y", "mmediting-0.x"]), default="rgb",
               show_default=True,
               help="rgb: PSNR/SSIM over RGB; y: on the Y channel; mmediting-0.x: RGB PSNR with the "
@@ -387,92 +346,102 @@ def _write_outputs(out_dir: Path | None, json_path: Path | None, jobs: list[Job]
 @click.option("--crop-border", type=click.IntRange(min=0), default=4, show_default=True,
               help="Pixels cropped from each border before scoring (mmediting: the scale, 4).")
 @click.option("--check", is_flag=True,
-              help="Regression gate: exit 1 with a table of the images below --min-psnr/--min-ssim "
-                   "against the PyTorch reference.")
-@click.option("--min-psnr", type=float, help="Gate: lowest PSNR (dB) against the reference.")
-@click.option("--min-ssim", type=float, help="Gate: lowest SSIM against the reference.")
+              help="Release gate: exit 1 when an image is below --min-psnr/--min-ssim against the PyTorch "
+                   "reference or a shape's latency is above --max-p99-ms/--max-mean-ms; one table of all checks.")
+@click.option("--min-psnr", type=click.FloatRange(min=0, min_open=True),
+              help="Gate: lowest PSNR (dB, > 0) against the reference.")
+@click.option("--min-ssim", type=click.FloatRange(0, 1), help="Gate: lowest SSIM (0..1) against the reference.")
+@click.option("--max-p99-ms", type=click.FloatRange(min=0, min_open=True),
+              help="Gate: highest p99 Host Latency (ms) of each shape; needs >= 100 timed calls per shape.")
+@click.option("--max-mean-ms", type=click.FloatRange(min=0, min_open=True),
+              help="Gate: highest mean Host Latency (ms) of each shape.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr (default: when stderr is a terminal).")
 def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None, pair_list: Path | None,
                   backend: str | None, engine: Path | None, onnx_path: Path | None, plugin: Path | None,
                   checkpoint: Path | None, seed: int, batch: int, warmup: int, iterations: int,
-                  cuda_graph: bool, threads: int | None, torch_device: str, out_dir: Path | None,
-                  json_path: Path | None,
+                  cuda_graph: bool, threads: int | None, torch_device: str, search_transfer: str | None,
+                  out_dir: Path | None, json_path: Path | None, report_dir: Path | None,
                   metrics_convention: str, crop_border: int, check: bool, min_psnr: float | None,
-                  min_ssim: float | None) -> None:
+                  min_ssim: float | None, max_p99_ms: float | None, max_mean_ms: float | None,
+                  progress: bool | None) -> None:
     """Super-resolve LR/Ref pairs, report latency and PSNR/SSIM against the PyTorch reference (and HR)."""
-    from ttsr.runtime.backends import backend_profiles, default_backend
-    from ttsr.runtime.batching import plan_batches
-    from ttsr.runtime.timing import run_batches
+    import torch
 
-    if check and min_psnr is None:
-        raise click.UsageError("--check needs --min-psnr DB (and optionally --min-ssim S)")
-    if not check and (min_psnr is not None or min_ssim is not None):
-        raise click.UsageError("--min-psnr/--min-ssim only apply with --check")
-    if cuda_graph and backend not in (None, "trt"):
-        raise click.UsageError("--cuda-graph applies to the trt backend only")
+    from ttsr.backends import failure_message
+    from ttsr.provenance import Source
+    from ttsr.report.machine import machine_details
+    from ttsr.report.run import RunReport, Settings
+    from ttsr.runtime.batching import plan_batches
+    from ttsr.runtime.timing import count_calls, run_batches
+
+    say = functools.partial(click.echo, err=is_stdout(json_path))  # keep stdout for the JSON of --json -
+    limits = _limits(check, min_psnr, min_ssim, max_p99_ms, max_mean_ms)
+    options = {"engine": engine, "plugin": plugin, "cuda_graph": cuda_graph or None, "onnx": onnx_path,
+               "threads": threads, "search_transfer": search_transfer}
+    given = {name: value for name, value in options.items() if value is not None}
+    kind, how = _choose_backend(backend, given)
     _check_device(torch_device)
     pairs = _collect_pairs(lr_dir, ref_dir, hr_dir, pair_list)
-    jobs = _prepare(pairs)
-    model, model_note = load_model(checkpoint, seed)
-    kind = backend or default_backend(engine)
-    click.echo(model_note)
-    click.echo(f"Backend: {kind}; {len(jobs)} pair(s); batch {batch}; warm-up {warmup}; "
-               f"{iterations} timed pass(es).")
-
-    with tempfile.TemporaryDirectory(prefix="ttsr-infer-") as workdir, ExitStack() as cleanup:
-        runner = _open_backend(kind, engine=engine, onnx=onnx_path, plugin=plugin, model=model,
-                               checkpoint=checkpoint, cuda_graph=cuda_graph, threads=threads,
-                               torch_device=torch_device, workdir=Path(workdir), cleanup=cleanup)
-        sizes = [(job.inputs.lr_size, job.inputs.ref_size) for job in jobs]
-        try:
-            batches = plan_batches(sizes, batch, backend_profiles(runner), pad_to_full=(kind == "trt"))
-        except ProfileError as exc:
-            raise click.ClickException(str(exc)) from None
-        from tqdm import tqdm
-
-        with tqdm(total=iterations * len(jobs), unit="img", desc=f"infer ({kind})", file=sys.stderr,
-                  disable=len(jobs) < PROGRESS_MIN_IMAGES, leave=False) as bar:
+    jobs = _prepare(pairs, crop_border)
+    files = Outputs()
+    _prepare_outputs(files, out_dir, json_path, report_dir)
+    try:
+        model, model_note = load_model(checkpoint, seed)
+        say(model_note)
+        note = {"asked": "", "implied": f" (chosen by {_choice(kind)})",
+                "default": " (the default: no --backend, --engine or --onnx given)"}[how]
+        where = " (search-transfer on the plugin's CUDA kernels)" if search_transfer == "kernels" else ""
+        say(f"Backend: {kind}{note}{where}; {len(jobs)} pair(s); batch {batch}; warm-up {warmup}; "
+            f"{iterations} timed pass(es).")
+        with tempfile.TemporaryDirectory(prefix="ttsr-infer-") as workdir, ExitStack() as cleanup:
+            runner = cleanup.enter_context(_open_backend(
+                kind, given, model=model, torch_device=torch_device, source=Source.of(checkpoint, seed),
+                workdir=Path(workdir)))
+            sizes = [(job.inputs.lr_size, job.inputs.ref_size) for job in jobs]
             try:
-                outputs, latency = run_batches(runner, [job.inputs for job in jobs], batches, warmup,
-                                               iterations, progress=bar.update)
-            except _known_errors(kind) as exc:
-                raise click.ClickException(f"{kind} backend failed: {first_line(exc)}") from None
-            except Exception as exc:  # TensorRT's, pycuda's, ONNX Runtime's or torch's own
-                raise click.ClickException(f"{kind} backend failed with {type(exc).__name__}: "
-                                           f"{first_line(exc)}; {UNEXPECTED_HINT[kind]}") from None
-        references = _reference_outputs(model, jobs, batches, outputs, kind, torch_device)
+                batches = plan_batches(sizes, batch, runner.profiles, pad_to_full=(kind == "trt"))
+            except ProfileError as exc:
+                raise click.ClickException(str(exc)) from None
+            _check_p99_samples(limits, batches, warmup, iterations)
+            warm_calls, timed_calls = count_calls(batches, warmup, iterations)
+            separate_reference = kind != "torch" or search_transfer == "kernels"
+            total = warm_calls + sum(timed_calls.values()) + (len(batches) if separate_reference else 0)
+            with tqdm(total=total, unit="call", desc=f"infer ({kind})", file=sys.stderr,
+                      disable=None if progress is None else not progress, leave=False) as bar:
+                try:
+                    outputs, latency = run_batches(runner, [job.inputs for job in jobs], batches, warmup,
+                                                   iterations, progress=bar.update)
+                except Exception as exc:  # the backend's known errors, and TensorRT's, pycuda's, ORT's or torch's own
+                    raise click.ClickException(failure_message(kind, exc)) from None
+                if separate_reference:
+                    bar.set_description("reference (torch)")
+                references = _reference_outputs(model, jobs, batches, outputs, kind, torch_device,
+                                                search_transfer, bar.update)
 
-    rows, images = _score(jobs, outputs, references, metrics_convention, crop_border)
-    aggregate = _aggregate(rows)
-    gate_psnr = min_psnr if check else None  # --check without --min-psnr was refused above
-    failing = _gate(rows, gate_psnr, min_ssim) if gate_psnr is not None else []
-    report: dict[str, Any] = {
-        "tool_version": tool_version(), "backend": kind, "model": model_note,
-        "checkpoint": str(checkpoint) if checkpoint else None,
-        "seed": None if checkpoint else seed, "engine": str(engine) if engine else None,
-        "onnx": str(onnx_path) if onnx_path else None, "batch": batch, "warmup": warmup,
-        "iterations": iterations, "cuda_graph": cuda_graph, "torch_device": torch_device,
-        "metrics": {"convention": metrics_convention, "crop_border": crop_border},
-        "latency": latency.to_dict(), "images": rows, "aggregate": aggregate,
-        "gate": ({"min_psnr": min_psnr, "min_ssim": min_ssim, "passed": not failing,
-                  "failing": [row["name"] for row in failing]} if check else None),
-    }
-    _write_outputs(out_dir, json_path, jobs, images, report)
+        settings = Settings(
+            backend=kind, backend_choice=how, model=model_note, checkpoint=str(checkpoint) if checkpoint else None,
+            seed=None if checkpoint else seed, engine=str(engine) if engine else None,
+            onnx=str(onnx_path) if onnx_path else None, batch=batch, warmup=warmup, iterations=iterations,
+            cuda_graph=cuda_graph, torch_device=torch_device,
+            search_transfer=search_transfer or ("torch" if kind == "torch" else None),
+            convention=metrics_convention,
+            crop_border=crop_border)
+        machine = machine_details(_used_gpu(runner, kind, torch_device),
+                                  {"torch": torch.get_num_threads(), "onnxruntime_intra_op": threads})
+        try:
+            run = RunReport.make(settings, _results(jobs, outputs, references), latency, limits, machine,
+                                 tool_version())
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        run.write(files, out_dir, json_path, report_dir)
+    except OSError as exc:
+        files.remove()
+        raise click.ClickException(f"cannot write outputs: {exc}") from None
+    except BaseException:
+        files.remove()
+        raise
 
-    click.echo(f"\n=== Latency ({kind}, batch {batch}, {warmup} warm-up call(s) per shape, "
-               f"{iterations} timed pass(es)) ===")
-    click.echo(latency.table())
-    click.echo(f"\n=== Accuracy ({metrics_convention}, crop border {crop_border}; "
-               f"reference = PyTorch {'checkpoint' if checkpoint else f'seeded model {seed}'}) ===")
-    click.echo(accuracy_table(rows, aggregate))
-    if out_dir is not None:
-        click.echo(f"\nSR images: {out_dir}/")
-    if json_path is not None:
-        click.echo(f"JSON report: {json_path}")
-    if gate_psnr is not None:
-        limits = f"PSNR >= {gate_psnr:g} dB" + (f", SSIM >= {min_ssim:g}" if min_ssim is not None else "")
-        if failing:
-            click.echo(f"\n[FAILED] {len(failing)} of {len(rows)} image(s) below the gate ({limits} "
-                       f"vs the PyTorch reference):")
-            click.echo(_gate_table(failing, gate_psnr, min_ssim))
-            click.get_current_context().exit(1)
-        click.echo(f"\n[PASSED] all {len(rows)} image(s) meet the gate ({limits} vs the PyTorch reference).")
+    say(run.text(out_dir, json_path, report_dir))
+    if run.failing:
+        click.get_current_context().exit(1)

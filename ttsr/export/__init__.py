@@ -1,5 +1,5 @@
 """PyTorch TTSR -> ONNX."""
 
-from ttsr.export.onnx_export import ExportError, example_inputs, export_onnx, save_checked_model
+from ttsr.export.onnx_export import ExportError, check_example_size, example_inputs, export_onnx
 
-__all__ = ["ExportError", "example_inputs", "export_onnx", "save_checked_model"]
+__all__ = ["ExportError", "check_example_size", "example_inputs", "export_onnx"]

@@ -19,9 +19,9 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from ttsr.atomic import atomic_output
 from ttsr.errors import first_line
 from ttsr.model.ttsr import INPUT_NAMES, OUTPUT_NAME
+from ttsr.onnx_io import save_checked_model
 
 MIN_OPSET = 18
 # Example sizes: batch 2 and no side equal to 1, so that the exporter keeps
@@ -30,16 +30,44 @@ MIN_OPSET = 18
 DEFAULT_EXAMPLE_LR = (8, 12)
 DEFAULT_EXAMPLE_REF = (36, 28)
 DEFAULT_EXAMPLE_BATCH = 2
+# The example's inputs and relevance matrix may take this much memory (the default takes 0.13 MiB).
+EXAMPLE_BUDGET_BYTES = 1 << 30
 
 
 class ExportError(RuntimeError):
     """The model or its example inputs cannot be exported as asked."""
 
 
+def example_bytes(lr_size: tuple[int, int], ref_size: tuple[int, int], batch: int) -> int:
+    """Float32 bytes of the example inputs and of the search's relevance matrix (LR positions x Ref/4
+    positions), the largest tensor of the model at that size."""
+    (h, w), (hr4, wr4) = lr_size, ref_size
+    inputs = batch * 3 * (17 * h * w + 2 * hr4 * wr4)  # lq, lq_up (16x the area), ref, ref_downup
+    relevance = batch * h * w * (hr4 // 4) * (wr4 // 4)
+    return 4 * (inputs + relevance)
+
+
+def check_example_size(lr_size: tuple[int, int], ref_size: tuple[int, int], batch: int) -> None:
+    """ExportError, before anything is allocated, for an example too large to trace here.
+
+    The graph takes any size: the example only shapes the trace, so nothing is lost by a small one.
+    """
+    need = example_bytes(lr_size, ref_size, batch)
+    if need > EXAMPLE_BUDGET_BYTES:
+        (h, w), (hr4, wr4) = lr_size, ref_size
+        raise ExportError(
+            f"the example LR {h}x{w} with Ref {hr4}x{wr4}, batch {batch}, needs {need / 2**30:.3g} GiB to trace, "
+            f"over {EXAMPLE_BUDGET_BYTES >> 30} GiB; the exported graph takes any size, the example only "
+            f"shapes the trace: use a small one (default LR {DEFAULT_EXAMPLE_LR[0]}x{DEFAULT_EXAMPLE_LR[1]}, "
+            f"Ref {DEFAULT_EXAMPLE_REF[0]}x{DEFAULT_EXAMPLE_REF[1]}, batch {DEFAULT_EXAMPLE_BATCH})")
+
+
 def example_inputs(lr_size: tuple[int, int] = DEFAULT_EXAMPLE_LR,
                    ref_size: tuple[int, int] = DEFAULT_EXAMPLE_REF,
                    batch: int = DEFAULT_EXAMPLE_BATCH, seed: int = 0) -> tuple[Tensor, ...]:
-    """Random, distinct example inputs (``lq``, ``lq_up``, ``ref``, ``ref_downup``)."""
+    """Random, distinct example inputs (``lq``, ``lq_up``, ``ref``, ``ref_downup``); ExportError for an
+    example too large to trace (:func:`check_example_size`)."""
+    check_example_size(lr_size, ref_size, batch)
     (h, w), (hr4, wr4) = lr_size, ref_size
     gen = torch.Generator().manual_seed(seed)
     lq = torch.rand(batch, 3, h, w, generator=gen) * 2 - 1
@@ -126,10 +154,3 @@ def _quiet_exporter_log() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
-
-
-def save_checked_model(proto: onnx.ModelProto, path: str | os.PathLike) -> None:
-    """Write ``proto`` to ``path`` atomically, after ``onnx.checker`` accepts the written file."""
-    with atomic_output(path) as temp:
-        onnx.save(proto, temp)
-        onnx.checker.check_model(temp, full_check=True)

@@ -7,7 +7,6 @@ from the internet and must never run code.  Every failure becomes one
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import pickle
@@ -93,15 +92,6 @@ _REFUSED_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global|but got <c
 
 class CheckpointError(ValueError):
     """A checkpoint file or state dict that cannot become a TTSR; the message is one line."""
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file (the released files end in its first 8 digits)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _numpy_safe_globals() -> list[Any]:
@@ -244,11 +234,16 @@ def load_state_dict_into(model: TTSR, state: Mapping[str, Any], *, source: str =
     model.load_state_dict(weights, strict=True)
 
 
-def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> TTSR:
-    """A TTSR in eval mode with the weights of the checkpoint at ``path``."""
+def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu", *,
+                    model: TTSR | None = None) -> TTSR:
+    """A TTSR in eval mode with the weights of the checkpoint at ``path``.
+
+    ``model``: the network to load into (default: the released x4 c64b16 configuration).
+    """
     path = Path(path)
     checkpoint = _read_file(path, map_location)
-    model = build_model()
+    if model is None:
+        model = build_model()
     load_state_dict_into(model, checkpoint, source=f"checkpoint {path}")
     if isinstance(map_location, (str, torch.device)):
         model.to(map_location)

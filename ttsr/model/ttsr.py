@@ -21,9 +21,12 @@ class TTSR(nn.Module):
     ``sr`` (N, 3, 4H, 4W) in [-1, 1].  Inputs are prepared by :mod:`ttsr.data`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, mid_channels: int = 64,
+                 num_blocks: tuple[int, int, int, int] = (16, 16, 8, 4)) -> None:
+        # The defaults are the released x4 c64b16 networks; smaller generators serve the
+        # golden fixture, which must stay small enough to commit.
         super().__init__()
-        self.generator = TTSRNet()
+        self.generator = TTSRNet(mid_channels=mid_channels, num_blocks=num_blocks)
         self.extractor = LTE()
         self.search_transfer = SearchTransfer()
 

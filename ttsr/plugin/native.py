@@ -26,6 +26,8 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 # ttsr_st_api.h: the budget (bytes of one tile's relevance block) a budget of 0 stands for.
 DEVICE_DEFAULT_BUDGET = 1 << 30
 CPU_DEFAULT_BUDGET = 16 << 20
+# ttsr_st_cuda_api.h: TTSR_ST_RELEVANCE_AUTO, _GEMM, _FUSED, in code order.
+RELEVANCE_PATHS = ("auto", "gemm", "fused")
 _DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
 _STATUS_SHAPE = 1
 _INT = ctypes.c_int
@@ -111,6 +113,8 @@ def _load_cuda(path: Path) -> ctypes.CDLL:
     lib = _open(path, _CUDA_FIX)
     _declare(lib, "ttsr_st_context_create", [ctypes.POINTER(_POINTER)], _INT)
     _declare(lib, "ttsr_st_context_destroy", [_POINTER], None)
+    _declare(lib, "ttsr_st_context_set_relevance", [_POINTER, _INT], _INT)
+    _declare(lib, "ttsr_st_context_relevance", [_POINTER, _SHAPE_P, _INT], _INT)
     # context, shape, dtype, ref_chunk, budget, then 5 inputs, 4 outputs, workspace, stream
     _declare(lib, "ttsr_st_enqueue", [_POINTER, _SHAPE_P, _INT, _INT, _SIZE, *[_POINTER] * 11], _INT)
     return lib
@@ -248,17 +252,37 @@ class CudaSearchTransfer:
     Owns one cuBLAS context, created on first :meth:`enqueue` (or :meth:`open`), which
     needs a GPU; planning (:meth:`chunk_size`, :meth:`workspace_size`) does not.
     One instance per thread that enqueues.
+
+    ``relevance`` picks how FP16 relevance is scored (ttsr_st_cuda_api.h): ``"gemm"`` (cuBLASLt
+    GEMM per tile, then an argmax pass; always the FP32 path), ``"fused"`` (one tensor-core
+    kernel that keeps the argmax in registers), or ``"auto"`` (the library's rule per GPU and size).
     """
 
-    def __init__(self, library: Path | None = None):
+    def __init__(self, library: Path | None = None, relevance: str = "auto"):
+        if relevance not in RELEVANCE_PATHS:
+            raise ValueError(f"{OP_TYPE}: relevance must be one of {', '.join(RELEVANCE_PATHS)}, "
+                             f"got {relevance!r}")
         self._lib = cuda_library(library)
         self._context = ctypes.c_void_p()
+        self._relevance = RELEVANCE_PATHS.index(relevance)
 
     def open(self) -> None:
         """Creates the cuBLAS context; :class:`NativeOpError` without a usable GPU."""
         if not self._context:
             status = self._lib.ttsr_st_context_create(ctypes.byref(self._context))
             _check_status(self._lib, status, "ttsr_st_context_create")
+            status = self._lib.ttsr_st_context_set_relevance(self._context, self._relevance)
+            _check_status(self._lib, status, "ttsr_st_context_set_relevance")
+
+    def relevance_path(self, shapes: Shapes, dtype: np.dtype | type) -> str:
+        """``"gemm"`` or ``"fused"``: the path :meth:`enqueue` takes for these sizes on this GPU
+        (opens the context, so it needs a GPU)."""
+        self.open()
+        shape = _Shape.of(shapes)
+        code = self._lib.ttsr_st_context_relevance(self._context, ctypes.byref(shape), _dtype_code(dtype))
+        if code == 0:
+            raise _unsupported(shapes)
+        return RELEVANCE_PATHS[code]
 
     def close(self) -> None:
         if self._context:

@@ -1,1 +1,1 @@
-"""Inference backends (trt, ort, torch), batching and latency statistics."""
+"""Running backends: batching within their size ranges, timed passes and latency statistics."""

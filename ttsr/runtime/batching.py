@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ttsr.engine.profiles import Profile, Size, choose_profile
+from ttsr.backends.profiles import Profile, Size, choose_profile
 
 
 @dataclass(frozen=True)

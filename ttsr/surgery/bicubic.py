@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ttsr.surgery.graph_io import inferred_graph
+from ttsr.onnx_io import inferred_graph
 
 _TAPS = 5  # offsets -2 .. 2 around the source pixel cover both phases of every scale
 _PAD = _TAPS // 2

@@ -34,8 +34,7 @@ from onnx import TensorProto, numpy_helper
 
 from ttsr import contract
 from ttsr.errors import first_line
-from ttsr.export.onnx_export import save_checked_model
-from ttsr.surgery.graph_io import load_onnx
+from ttsr.onnx_io import load_onnx, save_checked_model
 
 IO_DTYPES = ("float32", "float16")
 FP16_MAX = float(np.finfo(np.float16).max)

@@ -36,8 +36,7 @@ import onnx_graphsurgeon as gs
 
 from ttsr import contract
 from ttsr.errors import first_line
-from ttsr.export.onnx_export import save_checked_model
-from ttsr.surgery.graph_io import elem_types, load_onnx
+from ttsr.onnx_io import elem_types, load_onnx, save_checked_model
 from ttsr.model.ttsr import INPUT_NAMES as MODEL_INPUTS
 
 SCOPE_KEY = "pkg.torch.onnx.name_scopes"

@@ -252,11 +252,12 @@ private:
 };
 
 Fields contractFields(int64_t patchSize = TTSR_ST_PATCH_SIZE, double foldDivisor = TTSR_ST_FOLD_DIVISOR,
-    int64_t refChunk = 0)
+    int64_t refChunk = 0, int64_t budgetMib = 0)
 {
     return Fields({{TTSR_ST_ATTR_PATCH_SIZE, PluginFieldType::kINT32, patchSize, 0.0},
         {TTSR_ST_ATTR_FOLD_DIVISOR, PluginFieldType::kFLOAT32, 0, foldDivisor},
-        {TTSR_ST_ATTR_REF_CHUNK, PluginFieldType::kINT32, refChunk, 0.0}});
+        {TTSR_ST_ATTR_REF_CHUNK, PluginFieldType::kINT32, refChunk, 0.0},
+        {TTSR_ST_FIELD_WORKSPACE_BUDGET_MIB, PluginFieldType::kINT32, budgetMib, 0.0}});
 }
 
 struct Interfaces
@@ -283,9 +284,10 @@ void checkCreator(IPluginCreatorV3One* creator)
     require(std::strcmp(creator->getPluginVersion(), TTSR_ST_PLUGIN_VERSION) == 0, "creator.version");
     require(std::strcmp(creator->getPluginNamespace(), TTSR_ST_PLUGIN_NAMESPACE) == 0, "creator.namespace");
     PluginFieldCollection const* names = creator->getFieldNames();
-    char const* const expected[] = {TTSR_ST_ATTR_PATCH_SIZE, TTSR_ST_ATTR_FOLD_DIVISOR, TTSR_ST_ATTR_REF_CHUNK};
-    require(names != nullptr && names->nbFields == 3, "creator.fields", "expected 3 field names");
-    for (int32_t i = 0; i < 3; ++i)
+    char const* const expected[] = {TTSR_ST_ATTR_PATCH_SIZE, TTSR_ST_ATTR_FOLD_DIVISOR, TTSR_ST_ATTR_REF_CHUNK,
+        TTSR_ST_FIELD_WORKSPACE_BUDGET_MIB};
+    require(names != nullptr && names->nbFields == 4, "creator.fields", "expected 4 field names");
+    for (int32_t i = 0; i < 4; ++i)
     {
         require(std::strcmp(names->fields[i].name, expected[i]) == 0, "creator.fields", names->fields[i].name);
     }
@@ -304,6 +306,11 @@ void checkRejections(IPluginCreatorV3One* creator, RecordingLogger const& logger
         {"patch_size=5", contractFields(5), "patch_size=5"},
         {"fold_divisor=4", contractFields(TTSR_ST_PATCH_SIZE, 4.0), "fold_divisor=4"},
         {"ref_chunk=-1", contractFields(TTSR_ST_PATCH_SIZE, TTSR_ST_FOLD_DIVISOR, -1), "ref_chunk=-1"},
+        {"workspace_budget_mib=-1", contractFields(TTSR_ST_PATCH_SIZE, TTSR_ST_FOLD_DIVISOR, 0, -1),
+            "workspace_budget_mib=-1"},
+        {"workspace_budget_mib too large",
+            contractFields(TTSR_ST_PATCH_SIZE, TTSR_ST_FOLD_DIVISOR, 0, TTSR_ST_MAX_WORKSPACE_BUDGET_MIB + 1),
+            "--workspace-budget"},
         {"fold_divisor as INT32",
             Fields({{TTSR_ST_ATTR_FOLD_DIVISOR, PluginFieldType::kINT32, 9, 0.0}}), "FLOAT32"},
     };
@@ -331,14 +338,15 @@ void checkDefaultsAndSerialisation(IPluginCreatorV3One* creator)
     require(defaultMeta == fromInt64.build->getMetadataString(), "fields.int64");
     delete fromInt64.plugin;
 
-    Fields chunked = contractFields(TTSR_ST_PATCH_SIZE, TTSR_ST_FOLD_DIVISOR, 77);
+    Fields chunked = contractFields(TTSR_ST_PATCH_SIZE, TTSR_ST_FOLD_DIVISOR, 77, 96);
     Interfaces built = interfacesOf(creator->createPlugin("st", chunked.get(), TensorRTPhase::kBUILD));
     std::string const meta = built.build->getMetadataString();
     require(meta.find("ref_chunk=77") != std::string::npos, "metadata", meta);
+    require(meta.find(std::string(TTSR_ST_FIELD_WORKSPACE_BUDGET_MIB) + "=96") != std::string::npos, "metadata", meta);
     require(meta != defaultMeta, "metadata.differs");
 
     PluginFieldCollection const* serial = built.runtime->getFieldsToSerialize();
-    require(serial != nullptr && serial->nbFields == 3, "serialise");
+    require(serial != nullptr && serial->nbFields == 4, "serialise");
     Interfaces restored = interfacesOf(creator->createPlugin("st", serial, TensorRTPhase::kRUNTIME));
     require(meta == restored.build->getMetadataString(), "serialise.roundtrip", restored.build->getMetadataString());
 
@@ -452,9 +460,11 @@ size_t profileWorkspace(IPluginV3OneBuild* build, Sizes const& min, Sizes const&
     return build->getWorkspaceSize(descs.data(), 5, descs.data() + 5, 4);
 }
 
-void checkWorkspace(IPluginV3OneBuild* build, WorkspaceSizeFn kernelWorkspace)
+//! budgetMib: the plugin's workspace_budget_mib field, which the kernels' sizes must follow.
+void checkWorkspace(IPluginV3OneBuild* build, WorkspaceSizeFn kernelWorkspace, int32_t budgetMib)
 {
     // The engine's workspace is sized once per profile and reused for every runtime shape in it.
+    size_t const budget = static_cast<size_t>(budgetMib) << 20;
     Sizes const smallest{1, 256, 1, 1, 1, 1, 256, 128, 64};
     for (DataType type : {DataType::kFLOAT, DataType::kHALF})
     {
@@ -482,11 +492,11 @@ void checkWorkspace(IPluginV3OneBuild* build, WorkspaceSizeFn kernelWorkspace)
             };
             ttsr_st_shape const largest = kernelShape(static_cast<int>(max.h), static_cast<int>(max.w),
                 static_cast<int>(max.hr), static_cast<int>(max.wr));
-            require(planned == kernelWorkspace(&largest, dtype, 0, 0), "workspace.largest");
+            require(planned == kernelWorkspace(&largest, dtype, 0, budget), "workspace.largest");
             // Independently of how the plugin sizes it: the planned workspace covers what the
             // kernels need at every runtime LR size and every runtime Ref size of the profile.
             auto requireCovers = [&](ttsr_st_shape const& shape) {
-                size_t const needed = kernelWorkspace(&shape, dtype, 0, 0);
+                size_t const needed = kernelWorkspace(&shape, dtype, 0, budget);
                 require(needed <= planned, "workspace.covers",
                     "LR " + std::to_string(shape.h) + "x" + std::to_string(shape.w) + " Ref "
                         + std::to_string(shape.hr) + "x" + std::to_string(shape.wr) + " needs "
@@ -510,7 +520,7 @@ void checkWorkspace(IPluginV3OneBuild* build, WorkspaceSizeFn kernelWorkspace)
     }
     auto invalid = dynamicDescs(Sizes{1, 8, 5, 6, 4, 3, 8, 4, 2}, DataType::kINT32);
     require(build->getWorkspaceSize(invalid.data(), 5, invalid.data() + 5, 4) == 0, "workspace.dtype");
-    std::printf("ok workspace positive, non-decreasing in the profile%s\n",
+    std::printf("ok workspace (budget %d MiB) positive, non-decreasing in the profile%s\n", budgetMib,
         kernelWorkspace != nullptr ? ", equals ttsr_st_workspace_size at the largest shape and covers every runtime LR and Ref size" : "");
 }
 
@@ -560,7 +570,17 @@ int main(int argc, char** argv)
         kernelWorkspace = reinterpret_cast<WorkspaceSizeFn>(dlsym(kernels, "ttsr_st_workspace_size"));
         require(kernelWorkspace != nullptr, "ttsr_st_workspace_size");
     }
-    checkWorkspace(plugin.build, kernelWorkspace);
+    checkWorkspace(plugin.build, kernelWorkspace, 0);
+    Fields budgeted = contractFields(TTSR_ST_PATCH_SIZE, TTSR_ST_FOLD_DIVISOR, 0, 4);
+    Interfaces small = interfacesOf(creator->createPlugin("st", budgeted.get(), TensorRTPhase::kBUILD));
+    checkWorkspace(small.build, kernelWorkspace, 4);
+    // The field reaches the kernels. plan: at LR = Ref 120 the default tile (one 791 MiB GEMM)
+    // exceeds a 4 MiB budget, so the budgeted plugin plans less memory.
+    Sizes const ref120{1, 256, 120, 120, 120, 120, 256, 128, 64};
+    require(profileWorkspace(small.build, ref120, ref120, DataType::kHALF)
+            < profileWorkspace(plugin.build, ref120, ref120, DataType::kHALF), "workspace.budget");
+    std::printf("ok workspace_budget_mib bounds the planned workspace\n");
+    delete small.plugin;
     delete plugin.plugin;
     std::printf("all checks passed\n");
     return 0;

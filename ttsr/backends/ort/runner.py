@@ -30,10 +30,11 @@ from onnx import TensorProto, numpy_helper
 from onnxruntime_extensions import PyCustomOpDef, _ocos, get_library_path, onnx_op
 
 from ttsr import contract
+from ttsr.backends.base import Backend
 from ttsr.model.ttsr import INPUT_NAMES, OUTPUT_NAME
+from ttsr.onnx_io import elem_types, load_onnx
 from ttsr.plugin.native import search_transfer_cpu
 from ttsr.surgery.bicubic import bicubic_as_conv
-from ttsr.surgery.graph_io import elem_types, load_onnx
 
 if TYPE_CHECKING:
     from ttsr.data.prepare import ModelInputs
@@ -211,8 +212,10 @@ def session_options(threads: int | None) -> ort.SessionOptions:
     return options
 
 
-class OrtBackend:
+class OrtBackend(Backend):
     """Runs an exported TTSR graph (plain or rewritten, FP32 or FP16) on the CPU."""
+
+    name = "ort"
 
     def __init__(self, onnx_path: str | os.PathLike, threads: int | None = None) -> None:
         path = Path(onnx_path)
@@ -222,6 +225,7 @@ class OrtBackend:
         if has_plugin:
             options.register_custom_ops_library(get_library_path())
         self.has_plugin = has_plugin
+        self.last_stages: dict[str, float] = {}
         self.session = ort.InferenceSession(model.SerializeToString(), options,
                                             providers=["CPUExecutionProvider"])
         names = [i.name for i in self.session.get_inputs()]

@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ttsr.atomic import file_sha256
+from ttsr.backends.base import Backend
+from ttsr.backends.profiles import Profile, choose_profile
+from ttsr.backends.trt.checks import INSTALL_HINT, BuildError, require_gpu, require_tensorrt
+from ttsr.backends.trt.plugin import load_plugin_library
+from ttsr.backends.trt.sidecar import (EngineSidecar, SidecarError, check_engine_hash, check_plugin, check_sidecar,
+                                       read_sidecar)
 from ttsr.data.prepare import ModelInputs
-from ttsr.engine.builder import INSTALL_HINT, BuildError, load_plugin_library, require_gpu, require_tensorrt
-from ttsr.engine.profiles import Profile, choose_profile
-from ttsr.engine.sidecar import (EngineSidecar, SidecarError, check_engine_hash, check_plugin, check_sidecar,
-                                 read_sidecar)
-from ttsr.model import file_sha256
 from ttsr.model.ttsr import INPUT_NAMES, OUTPUT_NAME
 
 if TYPE_CHECKING:
@@ -116,7 +118,7 @@ def _load_plugin(runtime: "trt.Runtime", path: Path) -> None:
         raise EngineError(str(exc)) from None
 
 
-class TrtBackend:
+class TrtBackend(Backend):
     """``run(inputs) -> sr`` on a TensorRT engine; ``last_stages`` holds the last call's stage times (ms)."""
 
     name = "trt"
@@ -176,12 +178,6 @@ class TrtBackend:
         self._dtypes: dict[str, np.dtype] = {name: np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
                                              for name in (*INPUT_NAMES, OUTPUT_NAME)}
         self.last_stages: dict[str, float] = {}
-
-    def __enter__(self) -> "TrtBackend":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     @property
     def profiles(self) -> list[Profile]:

@@ -1,7 +1,7 @@
 """Build a TensorRT engine from the rewritten TTSR graph (TensorRT 10.x and 11.x).
 
-Precision lives in the graph: an FP16 engine is built strongly typed from the
-FP16 graph (``ttsr.surgery.fp16``), an FP32 engine from the FP32 graph.  The
+Precision lives in the graph (made by ``ttsr.pipeline``): an FP16 engine is
+built strongly typed from the FP16 graph, an FP32 engine from the FP32 graph.  The
 weakly typed FP16 flag is used only when asked for and only where the installed
 TensorRT still has it (removed in 11.0).
 
@@ -13,98 +13,33 @@ and which builds engines on a machine without a GPU.
 from __future__ import annotations
 
 import hashlib
-import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
-from ttsr import contract
-from ttsr.atomic import write_bytes_atomic
+from ttsr import contract, tool_version
+from ttsr.atomic import file_sha256, write_bytes_atomic
+from ttsr.backends.profiles import REF_MULTIPLE, Profile, Shape, check_graph_inputs
+from ttsr.backends.trt.checks import BuildError, check_hardware_compat, require_gpu, require_tensorrt
+from ttsr.backends.trt.plugin import load_plugin_library
+from ttsr.backends.trt.sidecar import (HARDWARE_COMPAT_LEVELS, EngineSidecar, PluginInfo, PluginMemory,
+                                       write_sidecar)
 from ttsr.contract import Shapes
-from ttsr.engine.gpu import GpuInfo, detect_gpu
-from ttsr.engine.onnx_info import inspect_onnx
-from ttsr.engine.profiles import REF_MULTIPLE, Profile, Shape, check_graph_inputs
-from ttsr.engine.sidecar import (AMPERE, HARDWARE_COMPAT_LEVELS, EngineSidecar, PluginInfo, PluginMemory,
-                                 parse_compute_capability, write_sidecar)
-from ttsr.model import file_sha256
+from ttsr.onnx_io import inspect_onnx
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
 PRECISIONS = ("fp16", "fp32")
 FEATURE_CHANNELS = (256, 256, 128, 64)  # ck, c3, c2, c1 of the plugin inputs: TTSR's LTE levels
-INSTALL_HINT = ("install it with `pip install tensorrt-cu13 pycuda` (TensorRT for the CUDA major the "
-                "plugin library was built with; or `pip install -e .[trt]`) on a machine with an NVIDIA driver")
-PLUGIN_HINT = ("build it with `bash scripts/setup.sh` (cmake configures the plugin when it finds "
-               "TensorRT: pass -DTensorRT_ROOT=/path/to/TensorRT) or pass --plugin")
 
 
-class BuildError(RuntimeError):
-    """The engine cannot be built; the message is one line naming the fix."""
-
-
-def tool_version() -> str:
-    try:
-        return metadata.version("ttsr-trt")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def require_tensorrt() -> str:
-    """The installed TensorRT version, or BuildError with the install hint.
-
-    A directory holding only type stubs also imports as ``tensorrt`` (a
-    namespace package), so the check is for the real ``Builder``.
-    """
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise BuildError(f"TensorRT is not installed; {INSTALL_HINT}") from None
-    if not hasattr(trt, "Builder"):
-        raise BuildError(f"TensorRT is not installed (only its type stubs are); {INSTALL_HINT}")
-    return str(trt.__version__)
-
-
-def require_gpu() -> GpuInfo:
-    gpu = detect_gpu()
-    if gpu is None:
-        raise BuildError("no NVIDIA GPU found (pycuda and nvidia-smi see none); TensorRT engines are "
-                         "built and run on the GPU: use --backend ort on this machine")
-    return gpu
-
-
-def check_hardware_compat(level: str, gpu: GpuInfo) -> None:
-    """BuildError when this GPU cannot build an engine of hardware-compatibility ``level``."""
-    if level == "ampere_plus" and parse_compute_capability(gpu.compute_capability) < AMPERE:
-        raise BuildError(f"--hardware-compat ampere_plus needs an Ampere or newer GPU (sm >= 8.0) to build "
-                         f"on, this {gpu.name} is sm {gpu.compute_capability}; build with --hardware-compat none")
-
-
-def require_plugin_file(path: Path) -> None:
-    if not path.is_file():
-        raise BuildError(f"plugin library {path} does not exist; {PLUGIN_HINT}")
-
-
-def load_plugin_library(registry: "trt.IPluginRegistry", path: str | os.PathLike[str]) -> None:
-    """Register the TTSRSearchTransfer creator from ``path`` (dynamic registration, getCreators)."""
-    path = Path(path)
-    require_plugin_file(path)
-    # IPluginRegistry::loadLibrary is noexcept: a failed dlopen or a library without the entry
-    # points returns None (nullptr), as does a library whose creators were registered earlier in
-    # this process.  So the creator itself tells whether the plugin is usable.
-    handle = registry.load_library(str(path))
-    if handle is None and registry.get_creator(contract.OP_TYPE, contract.PLUGIN_VERSION,
-                                               contract.PLUGIN_NAMESPACE) is None:
-        raise BuildError(f"plugin library {path} did not load or registers no {contract.OP_TYPE} "
-                         f"version {contract.PLUGIN_VERSION} (TensorRT's log above says why); {PLUGIN_HINT}")
-
-
-def plugin_memory(profile: Profile, precision: str) -> PluginMemory:
+def plugin_memory(profile: Profile, precision: str, budget_mib: int = 0) -> PluginMemory:
     """The plugin's workspace for ``profile`` and its Ref chunk at the profile's largest shape.
 
     Computed as the plugin's getWorkspaceSize does it, at the profile's largest shape (the
@@ -120,11 +55,30 @@ def plugin_memory(profile: Profile, precision: str) -> PluginMemory:
 
     largest = Shapes(profile.batch_max, ck, *profile.lr_max, hr, wr, c3, c2, c1)
     try:
-        workspace = workspace_size(largest, dtype, ref_chunk)
-        chunk = chunk_size(largest, dtype, ref_chunk)
+        workspace = workspace_size(largest, dtype, ref_chunk, budget=budget_mib << 20)
+        chunk = chunk_size(largest, dtype, ref_chunk, budget=budget_mib << 20)
     except ValueError as exc:
         raise BuildError(f"profile {profile.describe()}: {exc}; use a smaller profile") from None
-    return PluginMemory(workspace, chunk, hr * wr)
+    return PluginMemory(workspace, chunk, hr * wr, budget_mib)
+
+
+def with_workspace_budget(onnx_path: Path, budget_mib: int, workdir: str | Path) -> Path:
+    """``onnx_path`` for budget 0 (the plugin's default), else a copy in ``workdir`` whose plugin nodes
+    carry the plugin field ``contract.WORKSPACE_BUDGET_FIELD``, which the ONNX parser hands to the plugin."""
+    if budget_mib == 0:
+        return onnx_path
+    import onnx
+
+    model = onnx.load(onnx_path)
+    for node in model.graph.node:
+        if node.op_type == contract.OP_TYPE and node.domain == contract.DOMAIN:
+            kept = [a for a in node.attribute if a.name != contract.WORKSPACE_BUDGET_FIELD]
+            del node.attribute[:]
+            node.attribute.extend(kept)
+            node.attribute.append(onnx.helper.make_attribute(contract.WORKSPACE_BUDGET_FIELD, budget_mib))
+    budgeted = Path(workdir) / f"{onnx_path.stem}.budget.onnx"
+    onnx.save(model, budgeted)
+    return budgeted
 
 
 @dataclass
@@ -135,11 +89,13 @@ class BuildOptions:
     plugin_library: Path
     precision: str = "fp16"
     workspace_mib: int | None = None
+    workspace_budget_mib: int = 0  # the plugin's contract.WORKSPACE_BUDGET_FIELD; 0 = the kernels' default
     timing_cache: Path | None = None
     optimization_level: int | None = None
     hardware_compatibility: str = "none"
     weak_fp16: bool = False
     checkpoint_sha256: str | None = None
+    seed: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -237,7 +193,8 @@ def build_engine(options: BuildOptions) -> EngineSidecar:
     check_hardware_compat(options.hardware_compatibility, gpu)
     # The plugin logs its workspace at INFO, which the WARNING logger drops: compute it here.
     try:
-        memory = [plugin_memory(profile, options.precision) for profile in options.profiles]
+        memory = [plugin_memory(profile, options.precision, options.workspace_budget_mib)
+                  for profile in options.profiles]
     except NativeLibraryError:
         memory = []
     logger = trt.Logger(trt.Logger.WARNING)
@@ -245,7 +202,9 @@ def build_engine(options: BuildOptions) -> EngineSidecar:
     load_plugin_library(builder.get_plugin_registry(), options.plugin_library)
 
     network = builder.create_network(network_flags(trt, options.weak_fp16))
-    parser = parse_onnx(trt, network, logger, options.onnx_path)
+    with tempfile.TemporaryDirectory(prefix="ttsr-budget-") as workdir:
+        graph = with_workspace_budget(options.onnx_path, options.workspace_budget_mib, workdir)
+        parser = parse_onnx(trt, network, logger, graph)
     config, cache = create_config(trt, builder, options)
     for profile in options.profiles:
         add_profile(trt, builder, config, profile.shapes())
@@ -273,6 +232,7 @@ def build_engine(options: BuildOptions) -> EngineSidecar:
         engine_sha256=hashlib.sha256(engine).hexdigest(),
         plugin_memory=memory,
         checkpoint_sha256=options.checkpoint_sha256,
+        seed=options.seed,
         build_time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         tool_version=tool_version(),
         extra=dict(options.extra),

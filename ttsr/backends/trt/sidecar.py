@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ttsr.atomic import write_bytes_atomic
-from ttsr.engine.profiles import Profile, ProfileError
+from ttsr.backends.profiles import Profile, ProfileError
+from ttsr.provenance import Source
 
 FORMAT_VERSION = 2  # 2: engine_sha256 and plugin_memory
 SIDECAR_SUFFIX = ".json"
@@ -46,10 +47,12 @@ class PluginMemory:
     workspace_bytes: int
     ref_chunk: int
     ref_positions: int
+    workspace_budget_mib: int = 0  # the plugin field: MiB per relevance tile, 0 = the kernels' default
 
     def describe(self) -> str:
-        return (f"workspace {self.workspace_bytes / 2**20:.1f} MiB; at the largest shape the kernels score "
-                f"{self.ref_chunk} of {self.ref_positions} Ref positions per pass")
+        budget = f"{self.workspace_budget_mib} MiB" if self.workspace_budget_mib else "default"
+        return (f"workspace {self.workspace_bytes / 2**20:.1f} MiB (tile budget {budget}); at the largest "
+                f"shape the kernels score {self.ref_chunk} of {self.ref_positions} Ref positions per pass")
 
 
 @dataclass
@@ -69,6 +72,11 @@ class EngineSidecar:
     tool_version: str
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None  # of the random model, for engines built without a checkpoint
+
+    @property
+    def source(self) -> Source:
+        return Source(self.checkpoint_sha256, self.seed)
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -1,0 +1,64 @@
+"""Issue #9's speed and memory targets (Hopper, batch 1, medians of CUDA events, PyTorch measured
+in the same run) against this run's figures.  Informational: the exit status follows the
+accuracy bars only, since a target is a goal of the kernels' work, not a correctness check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ttsr.bench.block import BlockBenchmark
+from ttsr.bench.tables import markdown_table
+from ttsr.bench.whole_model import WholeModelBenchmark
+
+GIB_IN_MIB = 1024.0
+MODEL_TARGET = (160, "FP16", 25.0)  # LR side, precision, ms (Ref 640)
+
+
+@dataclass
+class Target:
+    label: str
+    limit: str
+    measured: float | None
+    bound: float | None
+
+    @property
+    def verdict(self) -> str:
+        if self.measured is None or self.bound is None:
+            return "not measured"
+        return "met" if self.measured <= self.bound else "missed"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"target": self.label, "limit": self.limit, "measured": self.measured, "bound": self.bound,
+                "verdict": self.verdict}
+
+
+def _ms(block: BlockBenchmark, side: int, key: str) -> float | None:
+    cells = block.rows.get(side)
+    return cells[key].ms if cells is not None else None
+
+
+def evaluate(block: BlockBenchmark | None, model: WholeModelBenchmark | None) -> list[Target]:
+    targets = []
+    if block is not None:
+        targets += [Target("FP16 kernels, LR = Ref 120 (ms)", "<= 2.5 ms", _ms(block, 120, "k16"), 2.5),
+                    Target("FP16 kernels, LR = Ref 384 (ms)", "<= 150 ms", _ms(block, 384, "k16"), 150.0)]
+        for side in (120, 384):
+            targets.append(Target(f"FP32 kernels, LR = Ref {side} (ms)", "<= PyTorch FP32 block, same run",
+                                  _ms(block, side, "k32"), _ms(block, side, "ref32")))
+        cells = block.rows.get(384)
+        workspaces = [] if cells is None else [m.workspace_mib for key, m in cells.items()
+                                                if key in ("k32", "k16") and m.workspace_mib is not None]
+        targets.append(Target("workspace at LR = Ref 384 (MiB, larger of FP32/FP16)", "<= 4 GiB",
+                              max(workspaces) if workspaces else None, 4 * GIB_IN_MIB))
+    if model is not None:
+        side, precision, bound = MODEL_TARGET
+        for mode in ("eager", "graph"):
+            cell = model.cells.get((side, precision, "kernels", mode))
+            targets.append(Target(f"whole model {precision} with the kernels, LR {side} / Ref {4 * side}, {mode} (ms)",
+                                  f"<= {bound:g} ms", cell.ms if cell is not None else None, bound))
+    return targets
+
+
+def targets_table(targets: list[Target]) -> str:
+    return markdown_table(["target", "limit", "measured", "verdict"],
+                          [[t.label, t.limit, t.measured, t.verdict] for t in targets])

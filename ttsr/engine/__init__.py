@@ -1,1 +1,0 @@
-"""TensorRT engine building: optimisation profiles, the JSON sidecar, the builder (TensorRT imported lazily)."""
