@@ -35,19 +35,21 @@ def test_the_plugin_node_runs_on_the_cpu_twin(models, monkeypatch):
     calls = []
     real = native.search_transfer_cpu
 
-    def spy(*arrays, ref_chunk=0):
-        calls.append(([a.shape for a in arrays], arrays[0].dtype, ref_chunk))
-        return real(*arrays, ref_chunk=ref_chunk)
+    def spy(*arrays, ref_chunk=0, threads=0):
+        calls.append(([a.shape for a in arrays], arrays[0].dtype, ref_chunk, threads))
+        return real(*arrays, ref_chunk=ref_chunk, threads=threads)
 
     import ttsr.backends.ort.runner as ort_backend
     monkeypatch.setattr(ort_backend, "search_transfer_cpu", spy)
     inputs = random_inputs((6, 5), (16, 24), 1)
     OrtBackend(models.rewritten).run(inputs)
-    OrtBackend(models.fp16).run(inputs)
+    OrtBackend(models.fp16, threads=1).run(inputs)
     q_shape = (1, 256, 6, 5)
-    assert [(shapes[0], dtype) for shapes, dtype, _ in calls] == [(q_shape, np.float32),
-                                                                   (q_shape, np.float16)]
-    assert all(chunk == contract.ATTRIBUTES["ref_chunk"] for _, _, chunk in calls)
+    assert [(shapes[0], dtype) for shapes, dtype, _, _ in calls] == [(q_shape, np.float32),
+                                                                      (q_shape, np.float16)]
+    assert all(chunk == contract.ATTRIBUTES["ref_chunk"] for _, _, chunk, _ in calls)
+    # The twin gets the session's intra-op threads (0: its own default, every core).
+    assert [threads for *_, threads in calls] == [0, 1]
 
 
 def _tiny_fp16_graph() -> onnx.ModelProto:
@@ -82,6 +84,21 @@ def test_intra_op_threads_block_instead_of_spinning(tmp_path):
     onnx.save(_tiny_fp16_graph(), path)
     options = OrtBackend(path).session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    # One planned block for all intermediates raised the peak memory by a third at LR 80.
+    assert not options.enable_mem_pattern and options.enable_cpu_mem_arena
+
+
+def test_the_session_runs_no_cubic_resize(models):
+    from ttsr.backends.ort.runner import _session_model
+    from ttsr.onnx_io import load_onnx
+
+    original = onnx.load(models.rewritten)
+    cubic = [n for n in original.graph.node if n.op_type == "Resize"]
+    assert len(cubic) >= 2  # the generator's bicubic upsamplings
+    session_graph, _ = _session_model(load_onnx(models.rewritten, OrtBackendError, ""))
+    assert not [n for n in session_graph.graph.node if n.op_type == "Resize"]
+    shuffles = sum(n.op_type == "DepthToSpace" for n in original.graph.node)  # the generator's own
+    assert sum(n.op_type == "DepthToSpace" for n in session_graph.graph.node) == shuffles + len(cubic)
 
 
 def test_bad_graphs_are_refused_with_one_line(models, tmp_path):

@@ -17,6 +17,7 @@ FP32 accumulation do; the plugin node gets real float16 arrays.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,13 +27,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, numpy_helper
-from onnxruntime_extensions import PyCustomOpDef, get_library_path, onnx_op
+from onnxruntime_extensions import PyCustomOpDef, _ocos, get_library_path, onnx_op
 
 from ttsr import contract
 from ttsr.backends.base import Backend
 from ttsr.model.ttsr import INPUT_NAMES, OUTPUT_NAME
 from ttsr.onnx_io import elem_types, load_onnx
 from ttsr.plugin.native import search_transfer_cpu
+from ttsr.surgery.bicubic import bicubic_as_conv
 
 if TYPE_CHECKING:
     from ttsr.data.prepare import ModelInputs
@@ -42,6 +44,10 @@ _PYOP_TYPES: dict[int, str] = {TensorProto.FLOAT: f"{contract.OP_TYPE}Float32",
                TensorProto.FLOAT16: f"{contract.OP_TYPE}Float16"}
 _ATTRIBUTE_TYPES = {name: PyCustomOpDef.dt_int64 if isinstance(value, int) else PyCustomOpDef.dt_float
                     for name, value in contract.ATTRIBUTES.items()}
+# Set on the session's copy of the plugin node: the session's intra-op thread count (0 = the
+# twin's default), so that the twin uses the threads ORT was given.
+_THREADS_ATTRIBUTE = "threads"
+_ATTRIBUTE_TYPES[_THREADS_ATTRIBUTE] = PyCustomOpDef.dt_int64
 
 
 class OrtBackendError(RuntimeError):
@@ -53,22 +59,42 @@ def _cpu_op(dtype: type) -> Callable[..., tuple[np.ndarray, ...]]:
 
     def search_transfer(q: np.ndarray, k: np.ndarray, v3: np.ndarray, v2: np.ndarray,
                         v1: np.ndarray, *, patch_size: int, fold_divisor: float,
-                        ref_chunk: int) -> tuple[np.ndarray, ...]:
+                        ref_chunk: int, threads: int) -> tuple[np.ndarray, ...]:
         # patch_size and fold_divisor were checked against the contract when
         # the session was made; the CPU twin implements exactly those values.
         q, k, v3, v2, v1 = (np.ascontiguousarray(a, dtype=dtype) for a in (q, k, v3, v2, v1))
         return tuple(np.asarray(out, dtype=np.float32)
-                     for out in search_transfer_cpu(q, k, v3, v2, v1, ref_chunk=ref_chunk))
+                     for out in search_transfer_cpu(q, k, v3, v2, v1, ref_chunk=ref_chunk, threads=threads))
 
     return search_transfer
 
 
 # onnxruntime-extensions wants every Python op declared before the first
 # session is made, hence at import.  Both variants exchange float32 with ORT.
-for _onnx_type, _pyop_type in _PYOP_TYPES.items():
+_OPS = {op._id: op for op in (
     onnx_op(op_type=_pyop_type, inputs=[PyCustomOpDef.dt_float] * len(contract.INPUT_NAMES),
             outputs=[PyCustomOpDef.dt_float] * len(contract.OUTPUT_NAMES),
             attrs=_ATTRIBUTE_TYPES)(_cpu_op(onnx.helper.tensor_dtype_to_np_dtype(_onnx_type).type))
+    for _onnx_type, _pyop_type in _PYOP_TYPES.items())}
+
+
+def _invoke(op_id: int, inputs: list, attributes: dict) -> tuple:
+    """The Python-op call hook of onnxruntime-extensions, arrays out for our ops.
+
+    The package's own hook hands each output back as a Python list (``flatten().tolist()``),
+    which its native side turns into an array again: at LR 40 that cost 0.6 s per call, eight
+    times the twin's own time.  The native side takes any array-like, so our ops return the arrays;
+    other Python ops go through the package's hook unchanged.
+    """
+    op = _OPS.get(op_id)
+    if op is None:
+        theirs: tuple = _ocos._on_pyop_invocation(op_id, inputs, attributes)
+        return theirs
+    outputs = op.body(*inputs, **op.cast_attributes(attributes))
+    return (op_id, *itertools.chain.from_iterable((out.shape, out) for out in outputs))
+
+
+PyCustomOpDef.install_hooker(_invoke)
 
 
 def _check_attributes(node: onnx.NodeProto) -> None:
@@ -135,30 +161,55 @@ def _emulate_fp16(model: onnx.ModelProto, types: dict[str, int]) -> None:
     del graph.value_info[:]
 
 
-def _session_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
-    """The copy of ``model`` that ONNX Runtime runs; also whether it has plugin nodes."""
+def _session_model(model: onnx.ModelProto, threads: int | None = None) -> tuple[onnx.ModelProto, bool]:
+    """``model``, loaded from its file, turned in place into what ONNX Runtime runs; also whether it
+    has plugin nodes.  In place, not on a copy: a copy of the weights raised the backend's peak memory.
+
+    Bicubic upsamplings become convolutions there (:mod:`ttsr.surgery.bicubic`): ORT's cubic
+    ``Resize`` took 46 % of a run at LR 40, the convolutions a few percent."""
     plugins = [n for n in model.graph.node if _is_plugin(n)]
     types = elem_types(model)
     has_fp16 = TensorProto.FLOAT16 in types.values()
-    if not plugins and not has_fp16:
-        return model, False
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
     plugin_types = {n.name: types.get(n.input[0]) for n in plugins}
     if has_fp16:
-        _emulate_fp16(copy, types)
-    for node in (n for n in copy.graph.node if _is_plugin(n)):
+        _emulate_fp16(model, types)
+    for node in (n for n in model.graph.node if _is_plugin(n)):
         _check_attributes(node)
         dtype = plugin_types[node.name]
         if dtype not in _PYOP_TYPES:
             raise OrtBackendError(f"node {node.name!r} has inputs of ONNX type {dtype}; "
                                   f"{contract.OP_TYPE} takes float32 or float16")
         node.domain, node.op_type = PYOP_DOMAIN, _PYOP_TYPES[dtype]
+        node.attribute.append(onnx.helper.make_attribute(_THREADS_ATTRIBUTE, threads or 0))
     if plugins:
-        opsets = [o for o in copy.opset_import if o.domain != contract.DOMAIN]
-        del copy.opset_import[:]
-        copy.opset_import.extend(opsets + [onnx.helper.make_opsetid(PYOP_DOMAIN, 1)])
-    return copy, bool(plugins)
+        opsets = [o for o in model.opset_import if o.domain != contract.DOMAIN]
+        del model.opset_import[:]
+        model.opset_import.extend(opsets + [onnx.helper.make_opsetid(PYOP_DOMAIN, 1)])
+    bicubic_as_conv(model)
+    return model, bool(plugins)
+
+
+def session_options(threads: int | None) -> ort.SessionOptions:
+    """The session settings, each chosen by measurement (``scripts/bench_cpu_pipeline.py --variants``).
+
+    * Idle intra-op threads busy-wait for work by default.  Where cores are shared (CI, small dev
+      machines) the spinning threads steal the CPU from those doing the work: one run on a shared
+      2-core machine took 10x longer.  Blocking instead costs little at these op sizes.
+    * ``threads``: intra-op threads (``None``: ORT's default, one per core); one inter-op thread,
+      the graph being a chain.
+    * No memory pattern: with it ORT plans one block for all intermediate tensors of a shape, and
+      the process's peak memory at LR 40 / 80 was 628 / 1353 MB instead of 532 / 917 MB, for no
+      measurable speed.  The memory arena stays (without it: 1230 MB at LR 80).
+    * Graph optimisation stays at ORT_ENABLE_ALL (the default): its NCHWc layout for the
+      convolutions is what makes them fast (BASIC or EXTENDED: 1.6x slower at LR 40).
+    """
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.enable_mem_pattern = False
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return options
 
 
 class OrtBackend(Backend):
@@ -168,15 +219,9 @@ class OrtBackend(Backend):
 
     def __init__(self, onnx_path: str | os.PathLike, threads: int | None = None) -> None:
         path = Path(onnx_path)
-        model, has_plugin = _session_model(load_onnx(path, OrtBackendError, "make one with `ttsr export`"))
-        options = ort.SessionOptions()
-        # Idle intra-op threads busy-wait for work by default.  Where cores are shared (CI, small
-        # dev machines) the spinning threads steal the CPU from those doing the work: one run on a
-        # shared 2-core machine took 10x longer.  Blocking instead costs little at these op sizes.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads is not None:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
+        model, has_plugin = _session_model(load_onnx(path, OrtBackendError, "make one with `ttsr export`"),
+                                           threads)
+        options = session_options(threads)
         if has_plugin:
             options.register_custom_ops_library(get_library_path())
         self.has_plugin = has_plugin
