@@ -42,7 +42,7 @@ def emu() -> ctypes.CDLL:
                                      ctypes.c_int),
         "ttsr_st_emu_grid_blocks": ([ctypes.c_int] * 4 + [ctypes.c_void_p], None),
         "ttsr_st_emu_threads_per_block": ([ctypes.c_longlong, ctypes.c_int], ctypes.c_int),
-        "ttsr_st_emu_relevance_path": ([ctypes.c_int] * 6, ctypes.c_int),
+        "ttsr_st_emu_relevance_path": ([ctypes.c_int] * 4, ctypes.c_int),
         "ttsr_st_emu_normalise": ([ctypes.c_void_p, *[ctypes.c_int] * 3, ctypes.c_void_p], None),
         "ttsr_st_emu_update_keys": ([ctypes.c_void_p, *[ctypes.c_int] * 6, ctypes.c_void_p],
                                     ctypes.c_longlong),
@@ -266,15 +266,13 @@ def test_every_kernel_gets_enough_blocks_when_the_work_allows(emu: ctypes.CDLL, 
 
 def test_relevance_path_rule(emu: ctypes.CDLL) -> None:
     path = emu.ttsr_st_emu_relevance_path
-    big, small = 384 * 384, 40 * 40
     for requested in (AUTO, GEMM, FUSED):
-        assert path(FP32, 2304, big, big, requested, 8) == GEMM  # FP32: cuBLAS, no TF32
-        assert path(FP16, 36, small, small, requested, 8) == GEMM  # 9 * ck not a multiple of 8
-    assert path(FP16, 2304, big, big, GEMM, 8) == GEMM
-    assert path(FP16, 2304, big, big, FUSED, 9) == FUSED
-    assert path(FP16, 2304, big, big, AUTO, 8) == FUSED  # Ampere / Ada: the kernel's own MMA path
-    assert path(FP16, 2304, big, big, AUTO, 9) == GEMM   # Hopper: cuBLASLt's wgmma kernels
-    assert path(FP16, 2304, small, small, AUTO, 9) == FUSED
+        assert path(FP32, 2304, requested, 8) == GEMM  # FP32: cuBLAS, no TF32
+        assert path(FP16, 36, requested, 8) == GEMM  # 9 * ck not a multiple of 8
+    assert path(FP16, 2304, GEMM, 8) == GEMM
+    assert path(FP16, 2304, FUSED, 9) == FUSED
+    assert path(FP16, 2304, AUTO, 8) == FUSED  # Ampere / Ada: the kernel's own MMA path
+    assert path(FP16, 2304, AUTO, 9) == GEMM  # Hopper: cuBLASLt's kernels won at every measured size
 
 
 def test_cuda_binding_names_the_relevance_paths_of_the_header() -> None:

@@ -196,8 +196,8 @@ TTSR_ST_API void ttsr_st_emu_grid_blocks(int p, int j, int d, int sms, long long
 
 // The relevance path (ttsr_st_cuda_api.h) for these sizes on a GPU of compute
 // capability cc_major when `requested` is asked for.
-TTSR_ST_API int ttsr_st_emu_relevance_path(int dtype, int d, int p, int j, int requested, int cc_major) {
-    return ttsr_st::relevance_path(static_cast<ttsr_st_dtype>(dtype), d, p, j, requested, cc_major);
+TTSR_ST_API int ttsr_st_emu_relevance_path(int dtype, int d, int requested, int cc_major) {
+    return ttsr_st::relevance_path(static_cast<ttsr_st_dtype>(dtype), d, requested, cc_major);
 }
 
 TTSR_ST_API int ttsr_st_emu_threads_per_block(long long items, int sms) {

@@ -7,12 +7,11 @@
 
 namespace ttsr_st {
 
-inline int relevance_path(ttsr_st_dtype dtype, int d, int p, int j, int requested, int cc_major) {
+inline int relevance_path(ttsr_st_dtype dtype, int d, int requested, int cc_major) {
     if (dtype != TTSR_ST_FLOAT16 || !fused_supports(d) || requested == TTSR_ST_RELEVANCE_GEMM) {
         return TTSR_ST_RELEVANCE_GEMM;
     }
-    if (requested == TTSR_ST_RELEVANCE_FUSED || cc_major == 8 ||
-        static_cast<long long>(p) * j <= TTSR_ST_FUSED_SMALL_PAIRS) {
+    if (requested == TTSR_ST_RELEVANCE_FUSED || cc_major == 8) {
         return TTSR_ST_RELEVANCE_FUSED;
     }
     return TTSR_ST_RELEVANCE_GEMM;

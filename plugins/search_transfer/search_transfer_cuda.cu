@@ -341,7 +341,7 @@ int ttsr_st_context_relevance(const ttsr_st_context* ctx, const ttsr_st_shape* s
                               ttsr_st_dtype dtype) {
     ttsr_st::Plan plan;
     if (ctx == nullptr || ttsr_st::make_device_plan(shape, dtype, 0, 0, &plan) != TTSR_ST_OK) return 0;
-    return ttsr_st::relevance_path(dtype, plan.d, plan.p, plan.j, ctx->relevance, ctx->cc_major);
+    return ttsr_st::relevance_path(dtype, plan.d, ctx->relevance, ctx->cc_major);
 }
 
 int ttsr_st_enqueue(ttsr_st_context* ctx, const ttsr_st_shape* shape, ttsr_st_dtype dtype,
@@ -354,7 +354,7 @@ int ttsr_st_enqueue(ttsr_st_context* ctx, const ttsr_st_shape* shape, ttsr_st_dt
     if (!ctx || !q || !k || !v3 || !v2 || !v1 || !s || !t3 || !t2 || !t1 || !workspace) {
         return TTSR_ST_ERR_ARGUMENT;
     }
-    const bool fused = ttsr_st::relevance_path(dtype, plan.d, plan.p, plan.j, ctx->relevance,
+    const bool fused = ttsr_st::relevance_path(dtype, plan.d, ctx->relevance,
                                                ctx->cc_major) == TTSR_ST_RELEVANCE_FUSED;
     // One call for both dtypes: the tag's type picks the element type.
     auto typed = [&](auto tag) {
