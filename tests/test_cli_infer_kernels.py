@@ -93,7 +93,8 @@ def test_kernels_run_is_gated_against_the_pytorch_model(pairs, tmp_path, twin_gp
                     "--json", str(report_path), "--check", "--min-psnr", "100")
     assert result.exit_code == 0, result.output
     assert "Backend: torch (search-transfer on the plugin's CUDA kernels); 1 pair(s)" in result.output
-    assert "[PASSED] all 1 image(s) meet the gate (PSNR >= 100 dB" in result.output
+    assert "PSNR vs reference (dB)            cat       inf  >= 100    pass" in result.output
+    assert "[PASSED] 1 of 1 check(s) pass." in result.output
     report = json.loads(report_path.read_text())
     assert report["search_transfer"] == "kernels" and report["backend"] == "torch"
     [op] = twin_gpu
@@ -105,7 +106,7 @@ def test_wrong_kernels_fail_the_gate(pairs, tmp_path, monkeypatch, twin_gpu):
     result = invoke(*pairs, "--backend", "torch", "--search-transfer", "kernels", "--warmup", "0",
                     "--check", "--min-psnr", "100")
     assert result.exit_code == 1, result.output
-    assert "[FAILED] 1 of 1 image(s) below the gate" in result.output
+    assert "[FAILED] 0 of 1 check(s) pass; failing: cat" in result.output
 
 
 def test_missing_kernel_library_names_the_fix(pairs, tmp_path, monkeypatch):

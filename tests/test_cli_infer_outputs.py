@@ -100,6 +100,8 @@ def test_p99_gate_on_too_few_calls_is_refused_before_the_run(pairs, tmp_path):
 
 def test_json_to_stdout_with_shapes_counts_machine_and_a_progress_bar(pairs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    # tqdm draws at most every 0.1 s; calls faster than that would leave "3/3" undrawn.
+    monkeypatch.setenv("TQDM_MININTERVAL", "0")
     result = invoke(*folders(pairs, hr=False), "--backend", "torch", "--warmup", "1", "--json", "-",
                     "--progress")
     assert result.exit_code == 0, result.output
