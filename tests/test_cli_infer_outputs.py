@@ -3,6 +3,7 @@ small to score, latency per shape with counts, the progress bar and the machine 
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -12,8 +13,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
+from tqdm import tqdm
 
 from test_cli_infer import REPO, fake_trt, folders, make_pairs  # noqa: F401  (fake_trt is a fixture)
+from ttsr.cli import infer as infer_module
 from ttsr.cli import main
 
 
@@ -101,7 +104,7 @@ def test_p99_gate_on_too_few_calls_is_refused_before_the_run(pairs, tmp_path):
 def test_json_to_stdout_with_shapes_counts_machine_and_a_progress_bar(pairs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # tqdm draws at most every 0.1 s; calls faster than that would leave "3/3" undrawn.
-    monkeypatch.setenv("TQDM_MININTERVAL", "0")
+    monkeypatch.setattr(infer_module, "tqdm", functools.partial(tqdm, mininterval=0))
     result = invoke(*folders(pairs, hr=False), "--backend", "torch", "--warmup", "1", "--json", "-",
                     "--progress")
     assert result.exit_code == 0, result.output
