@@ -24,6 +24,10 @@ from pathlib import Path
 import click
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from ttsr.bench.sizes import parse_sizes  # noqa: E402
 IMPLEMENTATIONS = ("twin", "reference")
 CHANNELS = (256, 256, 128, 64)  # ck, c3, c2, c1
 
@@ -89,16 +93,6 @@ def run_child(implementation: str, side: int, repeats: int, threads: int, budget
     return result
 
 
-def parse_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise click.UsageError(f"--sizes {text!r}: give LR sides as integers, e.g. 40,80,120") from None
-    if any(side < 1 for side in sizes):
-        raise click.UsageError(f"--sizes {text!r}: every side must be >= 1")
-    return sizes
-
-
 @click.command()
 @click.option("--sizes", default="40,80,120", show_default=True, help="LR sides (Ref the same).")
 @click.option("--repeats", default=3, show_default=True, type=click.IntRange(min=1),
@@ -110,7 +104,10 @@ def parse_sizes(text: str) -> list[int]:
 @click.option("--child", type=click.Choice(IMPLEMENTATIONS), hidden=True)
 def main(sizes: str, repeats: int, threads: int, budget: int, child: str | None) -> None:
     """Latency and peak memory of the host twin vs the PyTorch reference block."""
-    sides = parse_sizes(sizes)
+    try:
+        sides = parse_sizes(sizes)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if child is not None:
         click.echo(json.dumps(measure(child, sides[0], repeats, threads, budget)))
         return
@@ -133,6 +130,4 @@ def main(sizes: str, repeats: int, threads: int, budget: int, child: str | None)
 
 
 if __name__ == "__main__":
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
     main()

@@ -31,6 +31,12 @@ from typing import Any, Callable
 import click
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from ttsr.atomic import atomic_output, write_json_atomic  # noqa: E402
+from ttsr.bench.sizes import parse_sizes as parse_size_list  # noqa: E402
+from ttsr.bench.tables import markdown_table  # noqa: E402
 BACKENDS = ("torch", "ort")
 SEED = 0
 # PyTorch's OpenMP threads spin while they wait, as ORT's do by default (which the ort backend
@@ -283,12 +289,11 @@ def _child(task: str, *args: str) -> Any:
 
 
 def export_seeded(folder: Path) -> Path:
-    from ttsr.export import export_onnx
     from ttsr.model import build_model
-    from ttsr.surgery import rewrite_search_transfer
+    from ttsr.pipeline import make_graph
+    from ttsr.provenance import Source
 
-    plain = export_onnx(build_model(seed=SEED), folder / "ttsr.plain.onnx")
-    return rewrite_search_transfer(plain, folder / "ttsr.rewritten.onnx").dst
+    return make_graph(build_model(seed=SEED), "rewritten", folder, weights=Source(seed=SEED))
 
 
 def plot(results: dict[str, list[dict]], path: Path) -> None:
@@ -321,22 +326,16 @@ def plot(results: dict[str, list[dict]], path: Path) -> None:
             for x, y in points:
                 draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colours[backend])
             draw.text((x0 + margin + 8, 14 + 12 * row_index), backend, fill=colours[backend])
-    tmp = path.with_name(path.name + ".tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    with atomic_output(path) as temp:
+        image.save(temp, format="PNG")
 
 
 def parse_sizes(text: str) -> list[int]:
     try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise click.UsageError(f"--sizes {text!r}: give LR sides as integers, e.g. 40,80,120") from None
-    if not sizes or any(side < 4 for side in sizes):
+        sizes = parse_size_list(text)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if any(side < 4 for side in sizes):
         raise click.UsageError(f"--sizes {text!r}: every LR side must be >= 4")
     return sorted(sizes)
 
@@ -396,31 +395,27 @@ def main(sizes: str, runs: int, threads: int, profile_size: int, variants: bool,
         rows.append([f"{torch_row['lr']} / {torch_row['ref']}", f"{torch_row['median_ms']:.0f}",
                      f"{ort_row['median_ms']:.0f}", f"{torch_row['median_ms'] / ort_row['median_ms']:.2f}x",
                      f"{torch_row['peak_rss_mb']:.0f}", f"{ort_row['peak_rss_mb']:.0f}"])
-    click.echo(_table(["LR / Ref", "torch ms", "ort ms", "ort speed-up", "torch peak RSS MB", "ort peak RSS MB"],
+    click.echo(markdown_table(["LR / Ref", "torch ms", "ort ms", "ort speed-up", "torch peak RSS MB", "ort peak RSS MB"],
                       rows))
     click.echo(f"\nOne image, LR {profile['lr']} / Ref {profile['ref']}: ORT run {profile['ort_wall_ms']:.0f} ms")
     total = sum(profile["ort_by_op_ms"].values())
-    click.echo(_table(["ORT op type", "ms", "share"],
+    click.echo(markdown_table(["ORT op type", "ms", "share"],
                       [[op, f"{ms:.1f}", f"{ms / total:.0%}"] for op, ms in list(profile["ort_by_op_ms"].items())[:8]]))
-    click.echo(_table(["twin stage (same image)", "ms"],
+    click.echo(markdown_table(["twin stage (same image)", "ms"],
                       [[stage, f"{ms:.1f}"] for stage, ms in profile["twin_stages_ms"].items()]))
     torch_total = profile["torch_total_self_ms"]
-    click.echo(_table(["PyTorch op (self time)", "ms", "share"],
+    click.echo(markdown_table(["PyTorch op (self time)", "ms", "share"],
                       [[op, f"{ms:.1f}", f"{ms / torch_total:.0%}"]
                        for op, ms in list(profile["torch_top_ops_self_ms"].items())[:8]]))
     if settings:
-        click.echo(_table([f"ORT setting (LR {profile_size}), one change each", "median ms", "time vs chosen",
+        click.echo(markdown_table([f"ORT setting (LR {profile_size}), one change each", "median ms", "time vs chosen",
                            "peak RSS MB"],
                           [[s["setting"], f"{s['median_ms']:.0f}", f"{s['vs_chosen']:.2f}", f"{s['peak_rss_mb']:.0f}"]
                            for s in settings]))
-    tmp = json_path.with_name(json_path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, json_path)
+    write_json_atomic(json_path, report)
     plot(results, png_path)
     click.echo(f"\nwrote {json_path} and {png_path}")
 
 
 if __name__ == "__main__":
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
     main()

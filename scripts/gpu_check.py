@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ttsr.bench import accuracy, block, kernel_profile, memcheck, targets, whole_model  # noqa: E402
+from ttsr.bench.sizes import parse_sizes  # noqa: E402
 from ttsr.errors import first_line  # noqa: E402
 from ttsr.plugin import native  # noqa: E402
 
@@ -43,7 +44,7 @@ def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
     if value.strip() in ("", "0", "none"):
         return []
     try:
-        return block.parse_sizes(value, f"--{param.name.replace('_', '-')}" if param.name else "")
+        return parse_sizes(value, f"--{param.name.replace('_', '-')}" if param.name else "")
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 

@@ -12,18 +12,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The architectures to compile for: `native` where CMake knows it (3.24+; CMakeLists.txt
-# accepts 3.18), else the compute capability nvidia-smi reports (9.0 -> 90), else nothing,
-# which leaves CMakeLists.txt's default list.
+# The architectures to compile for: none without a visible GPU (the check has nothing to run
+# on; CUDA_ARCHS still builds, e.g. to compile-check); else `native` where CMake knows it (3.24+;
+# CMakeLists.txt accepts 3.18), else the compute capability nvidia-smi reports (9.0 -> 90).
 cuda_archs() {
     local version caps
+    caps=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | tr -d ' .' | sort -u \
+        | grep -E '^[0-9]+$' | paste -sd ';') || true
+    if [ -z "$caps" ]; then
+        echo "gpu_check: nvidia-smi lists no GPU; run this on a machine with an NVIDIA GPU, or set CUDA_ARCHS (e.g. CUDA_ARCHS=90) to build only" >&2
+        return 1
+    fi
     version=$(cmake --version | sed -n '1s/^cmake version \([0-9][0-9.]*\).*/\1/p')
     if [ -n "$version" ] && [ "$(printf '%s\n' 3.24 "$version" | sort -V | head -1)" = 3.24 ]; then
         echo native
         return
     fi
-    caps=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | tr -d ' .' | sort -u \
-        | grep -E '^[0-9]+$' | paste -sd ';') || true
     echo "$caps"
 }
 

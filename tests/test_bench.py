@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from tests._twin_op import TwinOp
-from ttsr.bench import accuracy, block, kernel_profile, memcheck, targets
+from ttsr.bench import accuracy, block, kernel_profile, memcheck, sizes, targets
 from ttsr.bench.features import Case, make_inputs, model_inputs
 from ttsr.bench.tables import markdown_table
 from ttsr.bench.timing import Measurement
@@ -28,9 +28,9 @@ from ttsr.plugin.torch_kernels import TorchKernels
 # ----------------------------------------------------------------------------- inputs and helpers
 
 def test_parse_sizes_and_ladder():
-    assert block.parse_sizes(" 40,80 ,120") == [40, 80, 120]
+    assert sizes.parse_sizes(" 40,80 ,120") == [40, 80, 120]
     with pytest.raises(ValueError, match="'0' is not a positive integer: give e.g. --model-sizes"):
-        block.parse_sizes("40,0", "--model-sizes")
+        sizes.parse_sizes("40,0", "--model-sizes")
     ladder = block.size_ladder(120, limit=400)
     assert ladder == [152, 192, 240, 304, 384]
     assert block.size_ladder(2, limit=40) == [8, 16, 24, 32, 40]

@@ -196,12 +196,13 @@ def _fake_tool(folder: Path, name: str, body: str) -> None:
 
 @pytest.mark.parametrize("cmake_version, caps, cuda_archs, expected", [
     ("3.25.1", "9.0", None, "native"),
-    ("3.24.0", None, None, "native"),
+    ("3.24.0", None, None, None),  # no GPU: refused before CMake (native would fail there)
     ("3.22.1", "9.0", None, "90"),
     ("3.18.4", "8.6\n9.0\n8.6", None, "86;90"),
     ("3.9.2", "12.0", None, "120"),  # a version sort, not a string sort: 3.9 < 3.24
-    ("3.22.1", None, None, None),  # no GPU: CMakeLists.txt's default list
+    ("3.22.1", None, None, None),
     ("3.22.1", "9.0", "75;80", "75;80"),  # CUDA_ARCHS wins
+    ("3.25.1", None, "90", "90"),  # no GPU but CUDA_ARCHS: a build only
 ])
 def test_gpu_check_sh_picks_cuda_architectures(tmp_path, cmake_version, caps, cuda_archs, expected):
     """gpu_check.sh against a fake cmake (records its arguments, then fails) and a fake nvidia-smi."""
@@ -220,10 +221,13 @@ def test_gpu_check_sh_picks_cuda_architectures(tmp_path, cmake_version, caps, cu
     result = subprocess.run(["bash", str(SCRIPT.with_suffix(".sh"))], capture_output=True, text=True, env=env)
     assert result.returncode == 1, result.stderr
     args = [line[4:] for line in result.stdout.splitlines() if line.startswith("ARG ")]
+    if expected is None:
+        assert args == [] and "nvidia-smi lists no GPU" in result.stderr
+        return
     assert str(tmp_path / "build" / "gpu-check") in args  # -B, so the repo is left alone
     assert "-DTTSR_CPU_TWIN=OFF" in args  # the GPU machine's Python may lack the twin's OpenBLAS
     archs = [a.split("=", 1)[1] for a in args if a.startswith("-DCMAKE_CUDA_ARCHITECTURES=")]
-    assert archs == ([] if expected is None else [expected])
+    assert archs == [expected]
 
 
 def test_gpu_check_sh_builds_then_runs_the_check_with_the_json_report(tmp_path):
@@ -233,6 +237,7 @@ def test_gpu_check_sh_builds_then_runs_the_check_with_the_json_report(tmp_path):
     _fake_tool(bin_dir, "cmake", 'if [ "$1" = --version ]; then echo "cmake version 3.28.0"; exit 0; fi\n'
                                  'echo "-- cuBLAS: /usr/lib/libcublas.so"; echo "CMAKE $*" >> "$LOG"')
     _fake_tool(bin_dir, "fake-python", 'echo "PYTHON $*" >> "$LOG"; exit 7')
+    _fake_tool(bin_dir, "nvidia-smi", "printf '9.0\\n'")
     build = tmp_path / "build" / "gpu-check"
     log = tmp_path / "log"
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "GPU_CHECK_BUILD_DIR": str(build), "PYTHON": "fake-python",

@@ -27,17 +27,6 @@ COLUMNS = {"ref32": "PyTorch block FP32", "ref16": "PyTorch block FP16", "k32": 
 KERNEL_COLUMNS = ("k32", "k16", "k16-gemm", "k16-fused")
 
 
-def parse_sizes(text: str, what: str = "--sizes") -> list[int]:
-    """'40,80,120' -> [40, 80, 120]; ValueError naming the bad item."""
-    sizes = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item.isdigit() or int(item) < 1:
-            raise ValueError(f"LR size {item!r} is not a positive integer: give e.g. {what} 40,80,120")
-        sizes.append(int(item))
-    return sizes
-
-
 def size_ladder(start: int, limit: int = 4096, growth: float = 1.25, multiple: int = 8) -> list[int]:
     """LR sides above ``start`` growing by ``growth``, rounded up to ``multiple``, up to ``limit``."""
     sizes: list[int] = []
