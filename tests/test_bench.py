@@ -308,6 +308,7 @@ def test_targets_read_the_figures_they_name():
                             "k32": Measurement(k32, workspace_mib=1400.0), "k16": Measurement(k16, workspace_mib=700.0)}
     model = WholeModelBenchmark()
     model.cells[(160, "FP16", "kernels", "eager")] = Measurement(24.0)
+    model.cells[(160, "FP16", "PyTorch block", "eager")] = Measurement(30.0)
     model.cells[(160, "FP16", "kernels", "graph")] = Measurement(note="OOM")
     rows = [(t.label, t.measured, t.bound, t.verdict) for t in targets.evaluate(bench, model)]
     assert rows == [
@@ -318,8 +319,13 @@ def test_targets_read_the_figures_they_name():
         ("workspace at LR = Ref 384 (MiB, larger of FP32/FP16)", 1400.0, 4096.0, "met"),
         ("whole model FP16 with the kernels, LR 160 / Ref 640, eager (ms)", 24.0, 25.0, "met"),
         ("whole model FP16 with the kernels, LR 160 / Ref 640, graph (ms)", None, 25.0, "not measured")]
+    # every time target sits beside the PyTorch block of the same run
+    assert [(t.pytorch, t.speedup) for t in targets.evaluate(bench, model)][:2] == [(5.75, 5.75 / 2.6),
+                                                                                 (478.0, 478.0 / 140.0)]
+    assert targets.evaluate(bench, model)[5].speedup == 30.0 / 24.0
+    assert targets.evaluate(bench, model)[6].speedup is None
     assert targets.evaluate(None, None) == []
-    assert "| FP16 kernels, LR = Ref 120 (ms) | <= 2.5 ms | 2.60 | missed |" in targets.targets_table(
+    assert "| FP16 kernels, LR = Ref 120 (ms) | <= 2.5 ms | 2.60 | 5.75 | 2.21x | missed |" in targets.targets_table(
         targets.evaluate(bench, None))
 
 

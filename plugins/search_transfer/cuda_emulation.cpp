@@ -45,8 +45,8 @@ void load_stage(const uint16_t* base, int first_row, int rows, int k0, int d, in
 void emulate_block(const uint16_t* qn, const uint16_t* kn, int d, int p, int j_first, int j_count,
                    int splits, int block_p, int split, unsigned long long* keys) {
     const int p0 = block_p * kFusedTileP;
-    const int j_tiles = fused_tiles(j_count, kFusedTileJ);
-    const int k_steps = fused_tiles(d, kFusedTileK);
+    const int j_tiles = chunk_count(j_count, kFusedTileJ);
+    const int k_steps = chunk_count(d, kFusedTileK);
     std::vector<unsigned long long> best(kFusedTileP, initial_match_key());
     std::vector<float> kn_stage(kFusedTileJ * kFusedTileK), qn_stage(kFusedTileP * kFusedTileK);
     std::vector<float> tile(kFusedTileJ * kFusedTileP);
@@ -161,8 +161,8 @@ TTSR_ST_API int ttsr_st_emu_fused_relevance(const uint16_t* qn, const uint16_t* 
                                             unsigned long long* keys) {
     using namespace ttsr_st;
     if (!fused_supports(d) || p < 1 || j_count < 1) return -1;
-    const int p_tiles = fused_tiles(p, kFusedTileP);
-    const int splits = fused_splits(p_tiles, fused_tiles(j_count, kFusedTileJ), min_blocks);
+    const int p_tiles = chunk_count(p, kFusedTileP);
+    const int splits = fused_splits(p_tiles, chunk_count(j_count, kFusedTileJ), min_blocks);
     for (int block_p = p_tiles - 1; block_p >= 0; --block_p) {
         for (int split = splits - 1; split >= 0; --split) {
             emulate_block(qn, kn, d, p, j_first, j_count, splits, block_p, split, keys);
@@ -189,9 +189,9 @@ TTSR_ST_API void ttsr_st_emu_grid_blocks(int p, int j, int d, int sms, long long
     blocks[1] = normalise_blocks_x(j) * normalise_blocks_y(d);
     const int segments = update_segments(p, j, min_blocks);
     blocks[2] = blocks_for(p, kUpdateWarps) * blocks_for(j, update_segment_rows(j, segments));
-    const int p_tiles = fused_tiles(p, kFusedTileP);
+    const int p_tiles = chunk_count(p, kFusedTileP);
     blocks[3] = static_cast<long long>(p_tiles) *
-                fused_splits(p_tiles, fused_tiles(j, kFusedTileJ), min_blocks);
+                fused_splits(p_tiles, chunk_count(j, kFusedTileJ), min_blocks);
 }
 
 // The relevance path (ttsr_st_cuda_api.h) for these sizes on a GPU of compute

@@ -9,6 +9,7 @@
 
 #include "argmax_key.h"
 #include "fused_tiling.h"
+#include "index_math.h"
 #include "launch_geometry.h"
 
 namespace ttsr_st {
@@ -86,9 +87,9 @@ fused_relevance_kernel(const __half* qn, const __half* kn, int d, int p, int j_f
     __shared__ __align__(128) Shared shared;
     const int warp_p = threadIdx.x / kWarpSize * kFusedWarpP;
     const int p0 = blockIdx.x * kFusedTileP;
-    const int j_tiles = fused_tiles(j_count, kFusedTileJ);
+    const int j_tiles = chunk_count(j_count, kFusedTileJ);
     const int tile_end = fused_split_begin(blockIdx.y + 1, splits, j_tiles);
-    const int k_steps = fused_tiles(d, kFusedTileK);
+    const int k_steps = chunk_count(d, kFusedTileK);
     const int column = threadIdx.x;
     unsigned long long best = initial_match_key();
 
@@ -158,8 +159,8 @@ fused_relevance_kernel(const __half* qn, const __half* kn, int d, int p, int j_f
 cudaError_t fused_relevance(const __half* qn, const __half* kn, int d, int p, int j_first,
                             int j_count, int min_blocks, unsigned long long* keys,
                             cudaStream_t stream) {
-    const int p_tiles = fused_tiles(p, kFusedTileP);
-    const int splits = fused_splits(p_tiles, fused_tiles(j_count, kFusedTileJ), min_blocks);
+    const int p_tiles = chunk_count(p, kFusedTileP);
+    const int splits = fused_splits(p_tiles, chunk_count(j_count, kFusedTileJ), min_blocks);
     fused_relevance_kernel<<<dim3(p_tiles, splits), kFusedThreads, 0, stream>>>(
         qn, kn, d, p, j_first, j_count, splits, keys);
     return cudaGetLastError();

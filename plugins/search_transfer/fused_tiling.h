@@ -31,8 +31,6 @@ static_assert(kFusedThreads == kFusedTileP, "one scanning thread per column");
 // The 16-byte loads assume every patch starts on a 16-byte boundary.
 TTSR_ST_HD bool fused_supports(int d) { return d % kFusedVector == 0; }
 
-TTSR_ST_HD int fused_tiles(int count, int tile) { return (count + tile - 1) / tile; }
-
 // Splits of the Ref tiles so that the grid holds at least `min_blocks` blocks
 // (twice the SM count), never more splits than tiles.
 TTSR_ST_HD int fused_splits(int p_tiles, int j_tiles, int min_blocks) {

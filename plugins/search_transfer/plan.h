@@ -62,8 +62,9 @@ struct Tile {
 //   kn     (d x j)          normalised Ref patches, column per position, input dtype
 //   rel    (ldr x lr_tile)  relevance of one tile, float32, column per LR position
 //   energy (max(p, j))      float32 scratch of the CUDA normalisation: per-pixel sums of squares
-//   best (p) float32, best_j (p) int32: running max / argmax over Ref tiles (the CUDA
-//                    path keeps both as one 64-bit key per position, argmax_key.h)
+//   keys   (p)              the CUDA path's running max / argmax, one 64-bit key per LR
+//                           position (argmax_key.h); reserved as two aligned float32 columns
+// The host twin lays out its own workspace from the same tiles (search_transfer_cpu.cpp).
 // Every part is linear in h*w or hr*wr; rel is bounded by the budget.
 struct Plan {
     int d = 0;         // patch length ck * 9
@@ -72,8 +73,7 @@ struct Plan {
     int lr_tile = 0;   // LR positions per tile
     int ref_tile = 0;  // Ref positions per tile
     int ldr = 0;       // rows of the rel block: ref_tile rounded up to kRowAlign
-    size_t budget = 0; // the budget the tiles were chosen for (never 0)
-    size_t qn_offset = 0, kn_offset = 0, rel_offset = 0, energy_offset = 0, best_offset = 0, best_j_offset = 0;
+    size_t qn_offset = 0, kn_offset = 0, rel_offset = 0, energy_offset = 0, keys_offset = 0;
     size_t bytes = 0;
 };
 
@@ -155,18 +155,17 @@ inline int make_plan(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_ch
     out.d = shape->ck * kPatchArea;
     out.p = shape->h * shape->w;
     out.j = shape->hr * shape->wr;
-    out.budget = budget > 0 ? budget : default_budget;
+    if (budget == 0) budget = default_budget;
     const int ref_cap = ref_chunk > 0 ? std::min(ref_chunk, out.j) : out.j;
-    choose_tiles(out.p, ref_cap, out.budget, &out.lr_tile, &out.ref_tile);
+    choose_tiles(out.p, ref_cap, budget, &out.lr_tile, &out.ref_tile);
     out.ldr = static_cast<int>(align_up(size_t(out.ref_tile), kRowAlign));
     const size_t element = element_size(dtype);
     out.qn_offset = 0;
     out.kn_offset = out.qn_offset + align_up(size_t(out.d) * out.p * element);
     out.rel_offset = out.kn_offset + align_up(size_t(out.d) * out.j * element);
-    out.energy_offset = out.rel_offset + align_up(rel_block_bytes(out.p, ref_cap, out.budget));
-    out.best_offset = out.energy_offset + align_up(size_t(std::max(out.p, out.j)) * sizeof(float));
-    out.best_j_offset = out.best_offset + align_up(size_t(out.p) * sizeof(float));
-    out.bytes = out.best_j_offset + align_up(size_t(out.p) * sizeof(int));
+    out.energy_offset = out.rel_offset + align_up(rel_block_bytes(out.p, ref_cap, budget));
+    out.keys_offset = out.energy_offset + align_up(size_t(std::max(out.p, out.j)) * sizeof(float));
+    out.bytes = out.keys_offset + 2 * align_up(size_t(out.p) * sizeof(float));
     *plan = out;
     return TTSR_ST_OK;
 }

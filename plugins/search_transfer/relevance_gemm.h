@@ -5,7 +5,7 @@
 // FP16 operands accumulate in FP32; FP32 operands use CUBLAS_COMPUTE_32F,
 // i.e. true FP32 SGEMM kernels and never TF32, which would break the
 // contract's FP32 accuracy bar.  When cuBLASLt offers no algorithm the call
-// falls back to cublasSgemm / cublasGemmEx.
+// falls back to cublasGemmEx.
 #pragma once
 
 #include <cublasLt.h>

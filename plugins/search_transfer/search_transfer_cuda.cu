@@ -195,8 +195,8 @@ void transfer(const T* values, int n, int channels, int f, const int* best_j,
                                                              s.hr, s.wr, outs + size_t(n) * total);
 }
 
-// The workspace as plan.h lays it out.  best and best_j together hold one key
-// per LR position while scoring; once scored, qn is free and takes best_j.
+// The workspace as plan.h lays it out.  keys hold one 64-bit key per LR position
+// while scoring; once scored, qn is free and takes best_j.
 template <typename T>
 struct Buffers {
     T* qn;
@@ -211,15 +211,9 @@ struct Buffers {
           kn(reinterpret_cast<T*>(workspace + plan.kn_offset)),
           rel(reinterpret_cast<float*>(workspace + plan.rel_offset)),
           energy(reinterpret_cast<float*>(workspace + plan.energy_offset)),
-          keys(reinterpret_cast<unsigned long long*>(workspace + plan.best_offset)),
+          keys(reinterpret_cast<unsigned long long*>(workspace + plan.keys_offset)),
           best_j(reinterpret_cast<int*>(workspace + plan.qn_offset)) {}
 };
-
-// The best/best_j pair and qn are big enough for the roles Buffers gives them.
-bool buffers_fit(const Plan& plan, size_t element) {
-    return plan.bytes - plan.best_offset >= size_t(plan.p) * sizeof(unsigned long long) &&
-           size_t(plan.d) * element >= sizeof(int);
-}
 
 template <typename T>
 int score_gemm(ttsr_st_context* ctx, const Plan& plan, const Buffers<T>& b, cudaStream_t stream) {
@@ -270,7 +264,6 @@ template <typename T>
 int enqueue(ttsr_st_context* ctx, const ttsr_st_shape& s, const Plan& plan, bool fused,
             const T* q, const T* k, const T* v3, const T* v2, const T* v1, T* out_s, T* t3,
             T* t2, T* t1, char* workspace, cudaStream_t stream) {
-    if (!buffers_fit(plan, sizeof(T))) return TTSR_ST_ERR_ARGUMENT;
     const Buffers<T> b(plan, workspace);
     const size_t lr = size_t(plan.p);
     const size_t ref = size_t(plan.j);

@@ -220,7 +220,7 @@ bool parseParams(PluginFieldCollection const* fc, SearchTransferParams& params, 
     if (params.workspaceBudgetMib < 0 || params.workspaceBudgetMib > TTSR_ST_MAX_WORKSPACE_BUDGET_MIB)
     {
         error = std::string(TTSR_ST_FIELD_WORKSPACE_BUDGET_MIB) + "=" + std::to_string(params.workspaceBudgetMib)
-            + " is invalid: use 0 (the kernels' default, 1024) or 1.." + std::to_string(TTSR_ST_MAX_WORKSPACE_BUDGET_MIB)
+            + " is invalid: use 0 (the kernels' default, " + std::to_string(TTSR_ST_DEFAULT_WORKSPACE_BUDGET >> 20) + ") or 1.." + std::to_string(TTSR_ST_MAX_WORKSPACE_BUDGET_MIB)
             + " MiB (build_engine.py --workspace-budget)";
         return false;
     }

@@ -9,7 +9,7 @@ or folder under ``ttsr/backends/`` and one :class:`BackendSpec` line in ``BACKEN
 
 Use::
 
-    from ttsr.backends import available, failure_message, known_errors, open_backend
+    from ttsr.backends import failure_message, known_errors, open_backend
 
     with open_backend("ort", onnx="out/ttsr.rewritten.onnx", threads=2) as backend:
         try:
@@ -17,8 +17,8 @@ Use::
         except known_errors("ort") as exc:
             raise SystemExit(failure_message("ort", exc))
 
-``available()`` lists the backends that can run here; ``choose_backend`` picks one from what a command
-line asked for (an engine means trt, never a silent fallback), ``foreign_options`` finds the options a
+``unavailable_reason(name)`` says why a backend cannot run here; ``choose_backend`` picks one from what
+a command line asked for (an engine means trt, never a silent fallback), ``foreign_options`` finds the options a
 backend does not take.
 """
 
@@ -92,11 +92,6 @@ def unavailable_reason(name: str) -> str | None:
     return reason
 
 
-def available() -> list[str]:
-    """The backends that can run on this machine."""
-    return [name for name in BACKENDS if unavailable_reason(name) is None]
-
-
 DEFAULT_BACKEND = "ort"  # runs anywhere this package is set up, on the graph TensorRT builds
 
 
@@ -140,6 +135,6 @@ def failure_message(name: str, exc: BaseException) -> str:
             f"{spec(name).load().UNEXPECTED_HINT}")
 
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "BackendError", "BackendSpec", "available", "choose_backend",
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "BackendError", "BackendSpec", "choose_backend",
            "failure_message", "foreign_options", "known_errors", "names", "open_backend", "spec",
            "unavailable_reason"]

@@ -20,6 +20,14 @@ class Target:
     limit: str
     measured: float | None
     bound: float | None
+    pytorch: float | None = None  # the PyTorch block's time in the same run, where the target is a time
+
+    @property
+    def speedup(self) -> float | None:
+        """PyTorch's time over the kernels' (same run); None where either is missing."""
+        if self.measured is None or self.pytorch is None or self.measured <= 0:
+            return None
+        return self.pytorch / self.measured
 
     @property
     def verdict(self) -> str:
@@ -29,7 +37,7 @@ class Target:
 
     def to_dict(self) -> dict[str, object]:
         return {"target": self.label, "limit": self.limit, "measured": self.measured, "bound": self.bound,
-                "verdict": self.verdict}
+                "pytorch_same_run": self.pytorch, "speedup_vs_pytorch": self.speedup, "verdict": self.verdict}
 
 
 def _ms(block: BlockBenchmark, side: int, key: str) -> float | None:
@@ -40,11 +48,14 @@ def _ms(block: BlockBenchmark, side: int, key: str) -> float | None:
 def evaluate(block: BlockBenchmark | None, model: WholeModelBenchmark | None) -> list[Target]:
     targets = []
     if block is not None:
-        targets += [Target("FP16 kernels, LR = Ref 120 (ms)", "<= 2.5 ms", _ms(block, 120, "k16"), 2.5),
-                    Target("FP16 kernels, LR = Ref 384 (ms)", "<= 150 ms", _ms(block, 384, "k16"), 150.0)]
+        targets += [Target("FP16 kernels, LR = Ref 120 (ms)", "<= 2.5 ms", _ms(block, 120, "k16"), 2.5,
+                           _ms(block, 120, "ref16")),
+                    Target("FP16 kernels, LR = Ref 384 (ms)", "<= 150 ms", _ms(block, 384, "k16"), 150.0,
+                           _ms(block, 384, "ref16"))]
         for side in (120, 384):
+            pytorch = _ms(block, side, "ref32")
             targets.append(Target(f"FP32 kernels, LR = Ref {side} (ms)", "<= PyTorch FP32 block, same run",
-                                  _ms(block, side, "k32"), _ms(block, side, "ref32")))
+                                  _ms(block, side, "k32"), pytorch, pytorch))
         cells = block.rows.get(384)
         workspaces = [] if cells is None else [m.workspace_mib for key, m in cells.items()
                                                 if key in ("k32", "k16") and m.workspace_mib is not None]
@@ -54,11 +65,14 @@ def evaluate(block: BlockBenchmark | None, model: WholeModelBenchmark | None) ->
         side, precision, bound = MODEL_TARGET
         for mode in ("eager", "graph"):
             cell = model.cells.get((side, precision, "kernels", mode))
+            pytorch = model.cells.get((side, precision, "PyTorch block", mode))
             targets.append(Target(f"whole model {precision} with the kernels, LR {side} / Ref {4 * side}, {mode} (ms)",
-                                  f"<= {bound:g} ms", cell.ms if cell is not None else None, bound))
+                                  f"<= {bound:g} ms", cell.ms if cell is not None else None, bound,
+                                  pytorch.ms if pytorch is not None else None))
     return targets
 
 
 def targets_table(targets: list[Target]) -> str:
-    return markdown_table(["target", "limit", "measured", "verdict"],
-                          [[t.label, t.limit, t.measured, t.verdict] for t in targets])
+    return markdown_table(["target", "limit", "measured", "PyTorch, same run", "speed-up vs PyTorch", "verdict"],
+                          [[t.label, t.limit, t.measured, t.pytorch,
+                            None if t.speedup is None else f"{t.speedup:.2f}x", t.verdict] for t in targets])

@@ -257,15 +257,13 @@ def _prepare_outputs(outputs: Outputs, out_dir: Path | None, json_path: Path | N
         raise click.ClickException(str(exc)) from None
 
 
-def _check_p99_samples(limits: Limits | None, batches: list[Any], warmup: int, iterations: int) -> None:
+def _check_p99_samples(limits: Limits | None, timed: dict[Any, int], iterations: int) -> None:
     """A p99 gate on too few calls would compare the slowest call; refuse it before the run."""
     if limits is None or limits.max_p99_ms is None:
         return
     from ttsr.runtime.stats import min_samples
-    from ttsr.runtime.timing import count_calls
 
     needed = min_samples(99)
-    _, timed = count_calls(batches, warmup, iterations)
     short = {shape.label: calls for shape, calls in timed.items() if calls < needed}
     if short:
         label, calls = next(iter(short.items()))
@@ -403,8 +401,8 @@ def infer_command(lr_dir: Path | None, ref_dir: Path | None, hr_dir: Path | None
                 batches = plan_batches(sizes, batch, runner.profiles, pad_to_full=(kind == "trt"))
             except ProfileError as exc:
                 raise click.ClickException(str(exc)) from None
-            _check_p99_samples(limits, batches, warmup, iterations)
             warm_calls, timed_calls = count_calls(batches, warmup, iterations)
+            _check_p99_samples(limits, timed_calls, iterations)
             separate_reference = kind != "torch" or search_transfer == "kernels"
             total = warm_calls + sum(timed_calls.values()) + (len(batches) if separate_reference else 0)
             with tqdm(total=total, unit="call", desc=f"infer ({kind})", file=sys.stderr,

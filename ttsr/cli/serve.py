@@ -14,7 +14,9 @@ from typing import Any
 import click
 
 from ttsr.atomic import write_json_atomic
+from ttsr.backends import names as backend_names
 from ttsr.cli.common import load_model, size_option
+from ttsr.errors import first_line
 from ttsr.backends.profiles import ProfileError, Size, format_size
 from ttsr.serve.spec import CPU_MAX_BATCH, CPU_MAX_LR, CPU_MAX_REF
 
@@ -141,7 +143,7 @@ def _rewritten_graph(onnx: Path | None, checkpoint: Path | None, seed: int, work
 
 
 @click.command("serve", epilog=SERVE_EPILOG, context_settings={"max_content_width": 100})
-@click.option("--backend", type=click.Choice(["trt", "ort", "torch"]),
+@click.option("--backend", type=click.Choice(backend_names()),
               help="trt (TensorRT engine, GPU), ort (CPU, rewritten graph) or torch (the reference). "
                    "Default: trt with --engine, ort otherwise.")
 @click.option("--engine", type=FILE,
@@ -405,7 +407,7 @@ def bench_serve_command(url: str, protocol: str, model_name: str, concurrency: l
     except click.ClickException:
         raise
     except Exception as exc:  # the client's connection errors
-        raise click.ClickException(f"no Triton server at {url} ({protocol}): {str(exc).splitlines()[0]}") from None
+        raise click.ClickException(f"no Triton server at {url} ({protocol}): {first_line(exc)}") from None
     finally:
         client.close()
     click.echo(f"Model '{model_name}' at {url} ({protocol}); LR {lr_image.shape[0]}x{lr_image.shape[1]}, "

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ttsr.errors import first_line
 from ttsr.runtime.stats import PERCENTILE_RULE, Summary
 from ttsr.serve.spec import LR_INPUT, REF_INPUT, SR_OUTPUT
 
@@ -95,7 +96,7 @@ def run_level(url: str, protocol: str, model: str, lr: np.ndarray, ref: np.ndarr
                     sr = infer(client, module, model, lr, ref, timeout_s)
                     problem = None if sr.shape == expected else f"SR of shape {sr.shape}, expected {expected}"
                 except Exception as exc:  # the client's InferenceServerException and transport errors
-                    problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    problem = first_line(exc)
                 elapsed = (time.perf_counter() - start) * 1000
                 with lock:
                     if problem is None:
