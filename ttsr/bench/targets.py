@@ -65,10 +65,10 @@ def evaluate(block: BlockBenchmark | None, model: WholeModelBenchmark | None) ->
         side, precision, bound = MODEL_TARGET
         for mode in ("eager", "graph"):
             cell = model.cells.get((side, precision, "kernels", mode))
-            pytorch = model.cells.get((side, precision, "PyTorch block", mode))
+            block_cell = model.cells.get((side, precision, "PyTorch block", mode))
             targets.append(Target(f"whole model {precision} with the kernels, LR {side} / Ref {4 * side}, {mode} (ms)",
                                   f"<= {bound:g} ms", cell.ms if cell is not None else None, bound,
-                                  pytorch.ms if pytorch is not None else None))
+                                  block_cell.ms if block_cell is not None else None))
     return targets
 
 
