@@ -20,7 +20,8 @@ def serve(*args: str):
 @pytest.mark.parametrize("args, expect", [
     (["--http-port", "9000", "--grpc-port", "9000"], "--http-port, --grpc-port and --metrics-port must differ"),
     (["--backend", "ort", "--max-ref", "30"], "must be a multiple of 4"),
-    (["--backend", "torch", "--onnx", "{engine}"], "--onnx applies to --backend ort"),
+    (["--backend", "torch", "--onnx", "{engine}"], "--onnx applies to --backend ort, not torch"),
+    (["--backend", "trt", "--engine", "{engine}", "--onnx", "{engine}"], "--onnx applies to --backend ort, not trt"),
     (["--backend", "ort", "--engine", "{engine}"], "--engine/--plugin apply to --backend trt, not ort"),
 ])
 def test_options_that_do_not_fit_are_usage_errors(tmp_path, args, expect):

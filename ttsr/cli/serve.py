@@ -83,11 +83,10 @@ def _check_options(backend: str, engine: Path | None, plugin: Path | None, onnx:
         for name, value in cpu_limits.items():
             if value is not None:
                 raise click.UsageError(f"{name} does not apply to --backend trt: the engine's profiles set the limits")
-        return
-    if engine is not None or plugin is not None:
+    elif engine is not None or plugin is not None:
         raise click.UsageError(f"--engine/--plugin apply to --backend trt, not {backend}")
     if onnx is not None and backend != "ort":
-        raise click.UsageError("--onnx applies to --backend ort")
+        raise click.UsageError(f"--onnx applies to --backend ort, not {backend}")
 
 
 def _model_spec(backend: str, engine: Path | None, plugin: Path | None, onnx: Path | None,
