@@ -5,10 +5,10 @@ an NVIDIA GPU and a CUDA build of PyTorch; TensorRT is not needed.  In order:
 
 1. accuracy of the kernels against the PyTorch reference block (bars: FP32 max abs error <= 1e-5,
    FP16 argmax agreement >= 95 %, FP16 texture PSNR >= 40 dB), each case at several Ref chunk caps,
-   on each FP16 relevance path (gemm, fused: the library's auto rule picks one per shape and GPU);
+   on each relevance path (gram: the library's default; gemm and fused: the patch paths);
 2. compute-sanitizer memcheck of the kernels on small odd shapes (where compute-sanitizer exists);
-3. block benchmark: PyTorch block FP32 / FP16 and kernels FP32 / FP16 (auto, gemm, fused), latency
-   and peak memory;
+3. block benchmark: PyTorch block FP32 / FP16 and kernels FP32 (auto, gemm) / FP16 (auto, gemm,
+   fused), latency and peak memory;
 4. per-kernel time breakdown of one call (torch.profiler) at one size, kernels and PyTorch block;
 5. whole model: TTSR with the kernels swapped in vs the PyTorch block, eager and CUDA-graph replay,
    FP32 and FP16, LR 40/80/120/160 with Ref 4x (bar: SR PSNR >= 40 dB against the PyTorch FP32 model);
@@ -37,7 +37,7 @@ from ttsr.errors import first_line  # noqa: E402
 from ttsr.plugin import native  # noqa: E402
 
 PRECISIONS = {"fp32": False, "fp16": True}  # --profile-precision -> half
-RELEVANCE_PATHS = ("gemm", "fused")  # the FP16 paths the accuracy checks force, one after the other
+RELEVANCE_PATHS = ("gram", "gemm", "fused")  # the paths the accuracy checks force, one after the other
 
 
 def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
@@ -141,7 +141,7 @@ def main(library: Path, sizes: list[int], model_sizes: list[int], profile_size: 
             report["accuracy"] = []
             for path, path_kernels in forced.items():
                 results, missed = sections.run(
-                    f"Accuracy (kernels vs PyTorch reference block), FP16 relevance path {path}",
+                    f"Accuracy (kernels vs PyTorch reference block), relevance path {path}",
                     functools.partial(accuracy.accuracy_report, path_kernels, seed, ref_chunks, relevance=path))
                 failures += missed
                 report["accuracy"] += [r.to_dict() for r in results]
@@ -159,7 +159,8 @@ def main(library: Path, sizes: list[int], model_sizes: list[int], profile_size: 
             report["memcheck"] = checked.to_dict()
         if sizes:
             def run_block() -> block.BlockBenchmark:
-                measures = block.measures_on_gpu(kernels, cell_seconds, seed, ref_chunk, forced)
+                patch_paths = {path: opened for path, opened in forced.items() if path != "gram"}  # gram = auto
+                measures = block.measures_on_gpu(kernels, cell_seconds, seed, ref_chunk, patch_paths)
                 result = block.benchmark_block(
                     sizes, measures, repeats, max_seconds, largest, gpu["memory_mib"],
                     auto_path=lambda side: kernels.relevance_path(block.square_shapes(side), np.float16))

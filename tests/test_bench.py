@@ -396,9 +396,10 @@ def test_memcheck_child_runs_every_case_on_each_relevance_path(monkeypatch, caps
     monkeypatch.setattr(memcheck, "open_cuda_kernels", open_twin)
     monkeypatch.setattr(memcheck, "run_cases", lambda kernels, fp32: 10 if fp32 else 1)
     assert memcheck.main(["--library", "lib.so"]) == 0
-    assert [(str(lib), path) for lib, path, _ in opened] == [("lib.so", "gemm"), ("lib.so", "fused")]
+    assert [(str(lib), path) for lib, path, _ in opened] == [("lib.so", "gram"), ("lib.so", "gemm"),
+                                                             ("lib.so", "fused")]
     assert all(op.closed for _, _, op in opened)
-    assert capsys.readouterr().out == memcheck.DONE.format(11) + "\n"  # FP32 on the first path only
+    assert capsys.readouterr().out == memcheck.DONE.format(21) + "\n"  # FP32 on gram and gemm, not fused
 
 
 def test_memcheck_cases_run_on_the_twin():
@@ -426,21 +427,21 @@ def test_block_table_shows_the_fp16_paths_and_the_auto_choice():
             return Measurement(ms * side, 1.0, 0.25)
         return measure
 
-    measures = {key: fake(key, ms) for key, ms in (("ref32", 1.0), ("ref16", 0.5), ("k32", 0.9), ("k16", 0.2),
-                                                   ("k16-gemm", 0.2), ("k16-fused", 0.3))}
+    measures = {key: fake(key, ms) for key, ms in (("ref32", 1.0), ("ref16", 0.5), ("k32", 0.9), ("k32-gemm", 0.95),
+                                                   ("k16", 0.2), ("k16-gemm", 0.2), ("k16-fused", 0.3))}
     result = block.benchmark_block([40], measures, repeats=3, max_seconds=1.0, largest=False, capacity_mib=1024.0,
-                                   auto_path=lambda side: "gemm")
+                                   auto_path=lambda side: "gram")
     header, _, row = result.table().splitlines()
     assert header.endswith("| kernels FP16 gemm ms | kernels FP16 gemm peak MiB | kernels FP16 fused ms | "
                            "kernels FP16 fused peak MiB | FP16 auto path | workspace MiB (FP32/FP16) |")
-    assert row == "| 40x40 | 40.00 | 1.00 | 20.00 | 1.00 | 36.00 | 1.00 | 8.00 | 1.00 | 8.00 | 1.00 | 12.00 | 1.00 " \
-                  "| gemm | 0.2 / 0.2 |"
-    assert result.to_dict()["fp16_auto_paths"] == {"40": "gemm"}
+    assert row == "| 40x40 | 40.00 | 1.00 | 20.00 | 1.00 | 36.00 | 1.00 | 38.00 | 1.00 | 8.00 | 1.00 | 8.00 | 1.00 " \
+                  "| 12.00 | 1.00 | gram | 0.2 / 0.2 |"
+    assert result.to_dict()["fp16_auto_paths"] == {"40": "gram"}
 
 
 def test_measures_on_gpu_adds_a_column_per_forced_path():
     kernels = TorchKernels(TwinOp())
     measures = block.measures_on_gpu(kernels, 1.0, 0, 0, {"gemm": kernels, "fused": kernels})
-    assert list(measures) == list(block.COLUMNS)
+    assert sorted(measures) == sorted(block.COLUMNS)
     assert block.square_shapes(24) == Shapes(
         1, 256, 24, 24, 24, 24, 256, 128, 64)

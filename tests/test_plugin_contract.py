@@ -163,8 +163,9 @@ def test_workspace_grows_linearly_with_area(dtype: type, budget: int) -> None:
         assert sizes[2 * side] <= 4 * sizes[side]
     per_position = (sizes[1600] - (budget or native.DEVICE_DEFAULT_BUDGET)) / 1600**2
     item = np.dtype(dtype).itemsize
-    # Normalised LR and Ref patches (9 * Ck elements per position each), best and best_j.
-    assert per_position == pytest.approx(2 * 9 * 256 * item + 8, rel=1e-3)
+    # Normalised LR and Ref patches (9 * Ck elements per position each; the Gram path's padded
+    # features fit in them), per-pixel energies, 1 / patch norm of LR and Ref, one 64-bit key.
+    assert per_position == pytest.approx(2 * 9 * 256 * item + 4 + 4 + 4 + 8, rel=1e-4)
     assert native.workspace_size(square(100, n=4), dtype) == native.workspace_size(square(100), dtype)
 
 
@@ -173,9 +174,12 @@ def test_workspace_holds_the_plan_buffers() -> None:
     d, p, j = 72, 35, 24
     for dtype, item in ((np.float32, 4), (np.float16, 2)):
         size = native.workspace_size(shapes, dtype)
-        # + the CUDA normalisation's energy scratch, max(p, j) floats
-        need = d * p * item + d * j * item + rel_rows(j) * p * 4 + max(p, j) * 4 + p * 4 + p * 4
-        assert need <= size <= need + 6 * 256
+        # The rel region holds the patch paths' relevance block or the Gram path's block, here
+        # the whole padded grids': Ref (6 + 2) * (4 + 2) rows by LR (5 + 2) * (7 + 2) columns.
+        block = max(rel_rows(j) * p, 48 * 63) * 4
+        # + energies max(p, j), 1 / norms p + j, 64-bit keys p
+        need = d * p * item + d * j * item + block + max(p, j) * 4 + (p + j) * 4 + p * 8
+        assert need <= size <= need + 8 * 256
     # Tiles bound by the budget: the rel block is the budget, the patch buffers are whole.
     shapes, budget = square(120), 16 << 20
     d, p = 9 * 256, 120 * 120
@@ -183,8 +187,8 @@ def test_workspace_holds_the_plan_buffers() -> None:
         lr_tile, ref_tile = native.tile_sizes(shapes, dtype, budget=budget)
         assert lr_tile < p and ref_tile < p
         size = native.workspace_size(shapes, dtype, budget=budget)
-        fixed = 2 * d * p * item + p * 4 + p * 4 + p * 4
-        assert fixed + rel_rows(ref_tile) * lr_tile * 4 <= size <= fixed + budget + 6 * 256
+        fixed = 2 * d * p * item + p * 4 + 2 * p * 4 + p * 8
+        assert fixed + rel_rows(ref_tile) * lr_tile * 4 <= size <= fixed + budget + 8 * 256
 
 
 def test_bad_budget_rejected() -> None:

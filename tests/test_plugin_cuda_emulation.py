@@ -20,7 +20,7 @@ from ttsr import contract
 from ttsr.plugin import native
 
 FP32, FP16 = 0, 1
-AUTO, GEMM, FUSED = 0, 1, 2
+AUTO, GEMM, FUSED, GRAM = 0, 1, 2, 3
 TILE_P, TILE_J, TILE_K = 128, 64, 32  # fused_tiling.h
 _KEY = ctypes.c_ulonglong
 
@@ -42,7 +42,7 @@ def emu() -> ctypes.CDLL:
                                      ctypes.c_int),
         "ttsr_st_emu_grid_blocks": ([ctypes.c_int] * 4 + [ctypes.c_void_p], None),
         "ttsr_st_emu_threads_per_block": ([ctypes.c_longlong, ctypes.c_int], ctypes.c_int),
-        "ttsr_st_emu_relevance_path": ([ctypes.c_int] * 4, ctypes.c_int),
+        "ttsr_st_emu_relevance_path": ([ctypes.c_int] * 3, ctypes.c_int),
         "ttsr_st_emu_normalise": ([ctypes.c_void_p, *[ctypes.c_int] * 3, ctypes.c_void_p], None),
         "ttsr_st_emu_update_keys": ([ctypes.c_void_p, *[ctypes.c_int] * 6, ctypes.c_void_p],
                                     ctypes.c_longlong),
@@ -266,13 +266,14 @@ def test_every_kernel_gets_enough_blocks_when_the_work_allows(emu: ctypes.CDLL, 
 
 def test_relevance_path_rule(emu: ctypes.CDLL) -> None:
     path = emu.ttsr_st_emu_relevance_path
-    for requested in (AUTO, GEMM, FUSED):
-        assert path(FP32, 2304, requested, 8) == GEMM  # FP32: cuBLAS, no TF32
-        assert path(FP16, 36, requested, 8) == GEMM  # 9 * ck not a multiple of 8
-    assert path(FP16, 2304, GEMM, 8) == GEMM
-    assert path(FP16, 2304, FUSED, 9) == FUSED
-    assert path(FP16, 2304, AUTO, 8) == FUSED  # Ampere / Ada: the kernel's own MMA path
-    assert path(FP16, 2304, AUTO, 9) == GEMM  # Hopper: cuBLASLt's kernels won at every measured size
+    for dtype in (FP32, FP16):
+        for d in (2304, 36):
+            assert path(dtype, d, AUTO) == GRAM  # the default: a ninth of the patch GEMM's work
+            assert path(dtype, d, GRAM) == GRAM
+            assert path(dtype, d, GEMM) == GEMM
+    assert path(FP16, 2304, FUSED) == FUSED
+    assert path(FP32, 2304, FUSED) == GEMM  # the fused kernel is FP16 only
+    assert path(FP16, 36, FUSED) == GEMM  # 9 * ck not a multiple of 8
 
 
 def test_cuda_binding_names_the_relevance_paths_of_the_header() -> None:
@@ -283,7 +284,7 @@ def test_cuda_binding_names_the_relevance_paths_of_the_header() -> None:
     path = native.library_dir() / native.CUDA_LIBRARY
     if not path.is_file():
         pytest.skip(f"{path} not built (needs nvcc and cuBLAS)")
-    with pytest.raises(ValueError, match="relevance must be one of auto, gemm, fused"):
+    with pytest.raises(ValueError, match="relevance must be one of auto, gemm, fused, gram"):
         native.CudaSearchTransfer(path, relevance="wmma")
     op = native.CudaSearchTransfer(path, relevance="fused")
     if not torch.cuda.is_available():

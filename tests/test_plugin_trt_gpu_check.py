@@ -120,20 +120,20 @@ def test_exit_status_and_json_follow_the_bars(gpu_check, monkeypatch, tmp_path, 
     assert result.exit_code == exit_code, result.output
     lines = result.output.splitlines()
     assert "GPU: pretend GPU (132 SMs)" in lines[0]
-    # ref_chunk 0, 1, 7 and 3, on each FP16 relevance path
+    # ref_chunk 0, 1, 7 and 3, on each relevance path
     rows = [line.split(" | ")[1:3] for line in lines if line.startswith("| N=1 LR 12x30 Ref 9x5")]
-    assert rows == [[chunk, path] for path in ("gemm", "fused") for chunk in ("0", "1", "7", "3")]
+    assert rows == [[chunk, path] for path in ("gram", "gemm", "fused") for chunk in ("0", "1", "7", "3")]
     report = json.loads(report_path.read_text())
     assert report["gpu"]["name"] == "pretend GPU" and report["ref_chunk"] == 3
-    assert len(report["accuracy"]) == 8 and report["accuracy"][4]["relevance"] == "fused"
-    assert len(ops) == 3 and all(op.closed for op in ops)  # auto, gemm, fused
+    assert len(report["accuracy"]) == 12 and report["accuracy"][8]["relevance"] == "fused"
+    assert len(ops) == 4 and all(op.closed for op in ops)  # auto, gram, gemm, fused
     assert report["passed"] is (exit_code == 0)
     if exit_code:
-        assert len(report["failures"]) == 2
-        for line, path in zip(report["failures"], ("gemm", "fused")):
+        assert len(report["failures"]) == 3
+        for line, path in zip(report["failures"], ("gram", "gemm", "fused")):
             assert line.startswith(f"N=1 LR 12x30 Ref 9x5 C=256,256,128,64 ref_chunk=7 relevance={path}: "
                                    "FP32 max abs error > 1e-05")
-        assert "Error: 2 check(s) missed their bar (listed above)" in lines
+        assert "Error: 3 check(s) missed their bar (listed above)" in lines
     else:
         assert report["failures"] == []
         assert "PASSED: every bar met" in lines
@@ -141,8 +141,8 @@ def test_exit_status_and_json_follow_the_bars(gpu_check, monkeypatch, tmp_path, 
         assert len(report["whole_model"]["cells"]) == 4
         assert [t["verdict"] for t in report["targets"]] == ["not measured"] * 2  # LR 160 FP16 not run
         assert set(report["seconds"]) == {
-            "total", "Accuracy (kernels vs PyTorch reference block), FP16 relevance path gemm",
-            "Accuracy (kernels vs PyTorch reference block), FP16 relevance path fused",
+            "total", *(f"Accuracy (kernels vs PyTorch reference block), relevance path {path}"
+                       for path in ("gram", "gemm", "fused")),
             "Whole model (PyTorch with the kernels vs the PyTorch block, batch 1)"}
         whole = {(c["precision"], c["block"]): c for c in report["whole_model"]["accuracy"]}
         assert whole[("FP32", "kernels")]["psnr_db"] > 80  # the twin computes what the reference does

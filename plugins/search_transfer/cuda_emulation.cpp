@@ -1,7 +1,11 @@
 // Host emulations of the CUDA kernels' index math and launch geometry, for CPU
 // tests (tests/test_plugin_cuda_emulation.py); they run each kernel's steps
-// with the kernel's own functions (fused_tiling.h, argmax_key.h,
-// launch_geometry.h, index_math.h).  For the fused FP16 relevance + argmax
+// with the kernel's own functions (gram_geometry.h, fused_tiling.h,
+// argmax_key.h, launch_geometry.h, index_math.h) and the plan's own tiles and
+// GEMM arguments (plan.h).  For the Gram path: the padding transpose, the
+// inverse norms, each tile's GEMM as plan.h states it (a plain loop standing
+// in for cuBLASLt) and the argmax kernel block by block, lane by lane, with its
+// staged slices; blocks run last to first.  For the fused FP16 relevance + argmax
 // kernel: which vectors load and which are zero padding, the Ref tile walk of
 // each split, the scan order and the key merge; blocks are visited last to
 // first, so a merge that depended on the order blocks finish in would show.
@@ -19,6 +23,7 @@
 #include "half_bits.h"
 #include "index_math.h"
 #include "launch_geometry.h"
+#include "plan.h"
 #include "relevance_path.h"
 #include "ttsr_st_api.h"
 
@@ -80,19 +85,9 @@ void emulate_block(const uint16_t* qn, const uint16_t* kn, int d, int p, int j_f
     }
 }
 
-}  // namespace
-}  // namespace ttsr_st
-
-extern "C" {
-
-// Normalised patches of a (channels, h, w) float32 map into out (d x h*w), as
-// the two normalisation kernels compute them: per-pixel energies summed over
-// a fixed channel stride per thread row, rows added in order, then each
-// patch's window of energies, then the division.
-TTSR_ST_API void ttsr_st_emu_normalise(const float* map, int channels, int h, int w, float* out) {
-    using namespace ttsr_st;
-    const int pixels = h * w;
-    const int d = channels * kPatchArea;
+// Per-pixel sums of squares as pixel_energy_kernel forms them: each of the
+// kEnergyRows thread rows sums a fixed channel stride, the rows added in order.
+std::vector<float> emulate_energy(const float* map, int channels, int pixels) {
     std::vector<float> energy(pixels);
     for (int pixel = 0; pixel < pixels; ++pixel) {
         float total = 0.0f;
@@ -106,6 +101,204 @@ TTSR_ST_API void ttsr_st_emu_normalise(const float* map, int channels, int h, in
         }
         energy[pixel] = total;
     }
+    return energy;
+}
+
+// pad_features_kernel: block (bx, by), thread (lane, row) of a (kNormTile,
+// kNormRows) block, through the block's shared tile.
+void emulate_pad(const float* map, const PaddedGrid& grid, int channels, float* out) {
+    const int pixels = grid.pixels();
+    float tile[kNormTile][kNormTile + 1];
+    for (long long bx = pad_blocks_x(pixels) - 1; bx >= 0; --bx) {
+        for (long long by = pad_blocks_y(channels) - 1; by >= 0; --by) {
+            const int pixel0 = static_cast<int>(bx) * kNormTile;
+            const int channel0 = static_cast<int>(by) * kNormTile;
+            for (int row = 0; row < kNormRows; ++row) {
+                for (int lane = 0; lane < kNormTile; ++lane) {
+                    const int source = pixel0 + lane < pixels ? grid.source(pixel0 + lane) : -1;
+                    for (int i = row; i < kNormTile; i += kNormRows) {
+                        const int c = channel0 + i;
+                        tile[i][lane] = c < channels && source >= 0
+                                            ? map[static_cast<size_t>(c) * grid.h * grid.w + source]
+                                            : 0.0f;
+                    }
+                }
+            }
+            for (int row = 0; row < kNormRows; ++row) {
+                for (int lane = 0; lane < kNormTile; ++lane) {
+                    for (int i = row; i < kNormTile; i += kNormRows) {
+                        const int pixel = pixel0 + i;
+                        const int c = channel0 + lane;
+                        if (pixel < pixels && c < channels) {
+                            out[static_cast<size_t>(pixel) * channels + c] = tile[lane][i];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// inverse_norms_kernel over every position of an h x w grid.
+void emulate_inverse_norms(const std::vector<float>& energy, int h, int w, float* inv) {
+    for (int position = 0; position < h * w; ++position) {
+        int y, x;
+        grid_position(position, w, &y, &x);
+        float total = 0.0f;
+        for (int i = 0; i < kPatchArea; ++i) {
+            const int pixel = window_pixel(i, y, x, h, w);
+            if (pixel >= 0) total += energy[pixel];
+        }
+        inv[position] = 1.0f / fmaxf(sqrtf(total), TTSR_ST_NORM_EPS);
+    }
+}
+
+// C = op(A) op(B) with cuBLAS's column-major meaning of GemmArgs, each entry
+// summed over k in order (what cuBLASLt computes up to summation order).
+void emulate_gemm(const GemmArgs& g, const float* a, const float* b, float* c) {
+    for (int column = 0; column < g.n; ++column) {
+        for (int row = 0; row < g.m; ++row) {
+            float sum = 0.0f;
+            for (int e = 0; e < g.k; ++e) {
+                const float x = g.transa == GemmOp::T ? a[size_t(row) * g.lda + e] : a[size_t(e) * g.lda + row];
+                const float y = g.transb == GemmOp::T ? b[size_t(e) * g.ldb + column] : b[size_t(column) * g.ldb + e];
+                sum += x * y;
+            }
+            c[size_t(column) * g.ldc + row] = g.alpha * sum + (g.beta == 0.0f ? 0.0f : g.beta * c[size_t(column) * g.ldc + row]);
+        }
+    }
+}
+
+// gram_argmax_kernel, every block of the pass's grid, every thread of a block.
+void emulate_gram_argmax(const float* gram, const GramPass& g, const float* inv_q,
+                         const float* inv_k, unsigned long long* keys) {
+    std::vector<float> stage(kGramStage);
+    for (int split = g.splits - 1; split >= 0; --split) {
+        for (long long block = gram_row_blocks(g) - 1; block >= 0; --block) {
+            int y, x0;
+            gram_block_origin(g, static_cast<int>(block), &y, &x0);
+            // best[warp][column][lane]: every thread's registers.
+            std::vector<unsigned long long> best(size_t(kGramThreads) * kGramColumns,
+                                                 initial_match_key());
+            const int end = gram_split_begin(split + 1, g.splits, g.steps);
+            for (int t = gram_split_begin(split, g.splits, g.steps); t < end; ++t) {
+                int r, c0;
+                gram_step(g, y, t, &r, &c0);
+                for (int e = 0; e < kGramStage; ++e) stage[e] = gram_stage_value(gram, g, y, x0, r, c0, e);
+                for (int thread = 0; thread < kGramThreads; ++thread) {
+                    const int lane = thread % kWarpSize;
+                    const int column0 = thread / kWarpSize * kGramColumns;
+                    const int j = gram_position(g.ref, g.ref_first, g.ref_end, r, c0 + lane);
+                    if (j < 0) continue;
+                    for (int i = 0; i < kGramColumns; ++i) {
+                        const int position = gram_position(g.lr, g.lr_first, g.lr_end, y, x0 + column0 + i);
+                        if (position < 0) continue;
+                        const float value = gram_patch_sum(stage.data(), lane, column0 + i) * inv_k[j] * inv_q[position];
+                        unsigned long long& top = best[size_t(thread) * kGramColumns + i];
+                        top = std::max(top, match_key(value, j));
+                    }
+                }
+            }
+            for (int thread = 0; thread < kGramThreads; thread += kWarpSize) {
+                for (int i = 0; i < kGramColumns; ++i) {
+                    const int column0 = thread / kWarpSize * kGramColumns;
+                    const int position = gram_position(g.lr, g.lr_first, g.lr_end, y, x0 + column0 + i);
+                    unsigned long long top = initial_match_key();  // the warp's reduction: a maximum
+                    for (int lane = 0; lane < kWarpSize; ++lane) {
+                        top = std::max(top, best[size_t(thread + lane) * kGramColumns + i]);
+                    }
+                    if (position >= 0) keys[position] = std::max(keys[position], top);
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+}  // namespace ttsr_st
+
+extern "C" {
+
+// The CUDA Gram path for one image of float32 q (ck, h, w) and k (ck, hr, wr),
+// planned as ttsr_st_enqueue plans it (ref_chunk, budget as there, 0 = the
+// CUDA default) on a GPU that asks for `min_blocks` blocks: keys (h * w) end
+// as the kernels leave them.  Returns the number of Gram tiles, or -1 for
+// arguments the plan refuses.
+TTSR_ST_API int ttsr_st_emu_gram_search(const float* q, const float* k, int ck, int h, int w, int hr,
+                                        int wr, int ref_chunk, size_t budget, int min_blocks,
+                                        unsigned long long* keys) {
+    using namespace ttsr_st;
+    const ttsr_st_shape shape{1, ck, h, w, hr, wr, 1, 1, 1};
+    Plan plan;
+    if (make_plan(&shape, TTSR_ST_FLOAT32, ref_chunk, budget, TTSR_ST_DEFAULT_WORKSPACE_BUDGET,
+                  &plan) != TTSR_ST_OK) {
+        return -1;
+    }
+    std::vector<float> qf(size_t(plan.lr.pixels()) * ck), kf(size_t(plan.ref.pixels()) * ck);
+    emulate_pad(q, plan.lr, ck, qf.data());
+    emulate_pad(k, plan.ref, ck, kf.data());
+    std::vector<float> inv_q(plan.p), inv_k(plan.j);
+    emulate_inverse_norms(emulate_energy(q, ck, plan.p), h, w, inv_q.data());
+    emulate_inverse_norms(emulate_energy(k, ck, plan.j), hr, wr, inv_k.data());
+    std::vector<float> gram(size_t(plan.ldg) * plan.gram_cols);
+    for (int t = 0; t < gram_tile_count(plan); ++t) {
+        const GramPass pass = plan_gram_pass(plan, plan_gram_tile(plan, t), min_blocks);
+        if (size_t(pass.ldg) * pass.cols > gram.size() || pass.rows > pass.ldg) return -2;
+        emulate_gemm(gram_gemm(plan, pass), kf.data() + gram_ref_operand_offset(plan, pass),
+                     qf.data() + gram_lr_operand_offset(plan, pass), gram.data());
+        emulate_gram_argmax(gram.data(), pass, inv_q.data(), inv_k.data(), keys);
+    }
+    return gram_tile_count(plan);
+}
+
+// The padded, pixel-major features (pixels x channels) pad_features_kernel
+// makes of a (channels, h, w) float32 map.
+TTSR_ST_API void ttsr_st_emu_pad_features(const float* map, int channels, int h, int w, float* out) {
+    ttsr_st::emulate_pad(map, ttsr_st::padded_grid(h, w), channels, out);
+}
+
+// 1 / max(patch norm, eps) of every position, as the Gram path's kernels compute it.
+TTSR_ST_API void ttsr_st_emu_inverse_norms(const float* map, int channels, int h, int w, float* inv) {
+    ttsr_st::emulate_inverse_norms(ttsr_st::emulate_energy(map, channels, h * w), h, w, inv);
+}
+
+// Gram tiles and block sizes of a plan: out = {lr tile, ref tile, ldg, gram cols,
+// tiles, reserved Gram floats, fewest blocks any Gram argmax launch gets when
+// the GPU asks for min_blocks}.
+TTSR_ST_API int ttsr_st_emu_gram_plan(int ck, int h, int w, int hr, int wr, int ref_chunk,
+                                      size_t budget, int min_blocks, long long* out) {
+    using namespace ttsr_st;
+    const ttsr_st_shape shape{1, ck, h, w, hr, wr, 1, 1, 1};
+    Plan plan;
+    const int status = make_plan(&shape, TTSR_ST_FLOAT32, ref_chunk, budget,
+                                 TTSR_ST_DEFAULT_WORKSPACE_BUDGET, &plan);
+    if (status != TTSR_ST_OK) return status;
+    const int cap = ref_chunk > 0 && ref_chunk < plan.j ? ref_chunk : plan.j;
+    const size_t elements = (budget ? budget : TTSR_ST_DEFAULT_WORKSPACE_BUDGET) / sizeof(float);
+    out[0] = plan.gram_lr_tile;
+    out[1] = plan.gram_ref_tile;
+    out[2] = plan.ldg;
+    out[3] = plan.gram_cols;
+    out[4] = gram_tile_count(plan);
+    out[5] = gram_block_elements(plan.lr, plan.ref, cap, static_cast<long long>(elements));
+    out[6] = -1;
+    for (int t = 0; t < gram_tile_count(plan); ++t) {
+        const GramPass pass = plan_gram_pass(plan, plan_gram_tile(plan, t), min_blocks);
+        const long long blocks = gram_row_blocks(pass) * pass.splits;
+        out[6] = out[6] < 0 || blocks < out[6] ? blocks : out[6];
+    }
+    return TTSR_ST_OK;
+}
+
+// Normalised patches of a (channels, h, w) float32 map into out (d x h*w), as
+// the two normalisation kernels compute them: per-pixel energies summed over
+// a fixed channel stride per thread row, rows added in order, then each
+// patch's window of energies, then the division.
+TTSR_ST_API void ttsr_st_emu_normalise(const float* map, int channels, int h, int w, float* out) {
+    using namespace ttsr_st;
+    const int pixels = h * w;
+    const int d = channels * kPatchArea;
+    const std::vector<float> energy = emulate_energy(map, channels, pixels);
     for (int column = 0; column < pixels; ++column) {
         int y, x;
         grid_position(column, w, &y, &x);
@@ -194,10 +387,9 @@ TTSR_ST_API void ttsr_st_emu_grid_blocks(int p, int j, int d, int sms, long long
                 fused_splits(p_tiles, chunk_count(j, kFusedTileJ), min_blocks);
 }
 
-// The relevance path (ttsr_st_cuda_api.h) for these sizes on a GPU of compute
-// capability cc_major when `requested` is asked for.
-TTSR_ST_API int ttsr_st_emu_relevance_path(int dtype, int d, int requested, int cc_major) {
-    return ttsr_st::relevance_path(static_cast<ttsr_st_dtype>(dtype), d, requested, cc_major);
+// The relevance path (ttsr_st_cuda_api.h) for these sizes when `requested` is asked for.
+TTSR_ST_API int ttsr_st_emu_relevance_path(int dtype, int d, int requested) {
+    return ttsr_st::relevance_path(static_cast<ttsr_st_dtype>(dtype), d, requested);
 }
 
 TTSR_ST_API int ttsr_st_emu_threads_per_block(long long items, int sms) {

@@ -38,6 +38,10 @@ constexpr int kNormRows = 8;
 TTSR_ST_HD long long energy_blocks(long long pixels) { return blocks_for(pixels, kEnergyPixels); }
 TTSR_ST_HD long long normalise_blocks_x(int count) { return blocks_for(count, kNormTile); }
 TTSR_ST_HD long long normalise_blocks_y(int d) { return blocks_for(d, kNormTile); }
+// Gram path's padding transpose: the same kNormTile x kNormTile blocks, over
+// padded pixels x channels.
+TTSR_ST_HD long long pad_blocks_x(int pixels) { return blocks_for(pixels, kNormTile); }
+TTSR_ST_HD long long pad_blocks_y(int channels) { return blocks_for(channels, kNormTile); }
 
 // Argmax update after a relevance GEMM: one warp per LR position scans a
 // segment of its relevance column; `update_segments` cuts the columns so the

@@ -1,21 +1,23 @@
 // Host-side planning shared by the host twin and the CUDA path: shape checks,
-// the LR x Ref tiling, the workspace layout and the relevance GEMM's arguments.
+// the LR x Ref tilings, the workspace layout and the GEMMs' arguments.
 //
-// How a device implementation uses it (per image, images one after another):
-//   1. normalise the patches of all p LR positions into qn and of all j Ref
-//      positions into kn (once per image: d x p and d x j, column per position);
-//   2. for t in [0, tile_count(plan)): Tile tile = plan_tile(plan, t);
-//      GemmArgs g = relevance_gemm(plan, tile);
-//      GEMM with A = kn + ref_operand_offset(plan, tile),
-//                B = qn + lr_operand_offset(plan, tile), C = rel;
-//      fold rel (tile.ref_len x tile.lr_len, column per LR position, ldc
-//      g.ldc) into best/best_j of LR positions [tile.lr_first, +lr_len): the
-//      tile with ref_first == 0 starts them, later tiles of the same LR range
-//      come in increasing ref_first, so "lowest j wins a tie" (contract.py)
-//      holds with a strict comparison across tiles and better_match within one;
-//   3. write s from best and gather the textures from best_j.
-// Results do not depend on the tiling: every relevance value is the same dot
-// product whatever tile it falls in, and the merge order above is fixed.
+// Two tilings, both in increasing Ref order within an LR range:
+// * Gram tiles (gram_geometry.h), for the host twin and the CUDA Gram path
+//   (the CUDA default): per image, pad the features of q and k into qf and kf
+//   and take 1 / patch norm of every position; per tile, one GEMM over ck
+//   gives the tile's Gram block, whose 9-entry diagonal sums are the patch dot
+//   products, folded into the running argmax of the tile's LR positions.
+// * Patch tiles, for the CUDA patch paths (cuBLASLt GEMM or fused FP16 kernel
+//   over normalised 9 * ck patches): per image, normalise the patches of all p
+//   LR and j Ref positions into qn and kn; for t in [0, tile_count(plan)):
+//   GEMM with A = kn + ref_operand_offset(plan, tile), B = qn +
+//   lr_operand_offset(plan, tile), C = rel, then fold rel into the argmax.
+// The tile with ref_first == 0 starts an LR range's running maxima and later
+// tiles come in increasing ref_first, so "lowest j wins a tie" (contract.py)
+// holds with a strict comparison across tiles; the CUDA path merges 64-bit
+// keys (argmax_key.h) whose maximum does not depend on the order at all.
+// Results do not depend on the tiling: every relevance value is the same sum
+// of the same products whatever tile it falls in.
 #pragma once
 
 #include <algorithm>
@@ -23,6 +25,7 @@
 #include <cmath>
 #include <cstddef>
 
+#include "gram_geometry.h"
 #include "index_math.h"
 #include "ttsr_st_api.h"
 
@@ -57,23 +60,33 @@ struct Tile {
     int ref_first, ref_len;
 };
 
-// Workspace, per image (images run one after another and reuse it):
-//   qn     (d x p)          normalised LR patches, column per position, input dtype
-//   kn     (d x j)          normalised Ref patches, column per position, input dtype
-//   rel    (ldr x lr_tile)  relevance of one tile, float32, column per LR position
-//   energy (max(p, j))      float32 scratch of the CUDA normalisation: per-pixel sums of squares
-//   keys   (p)              the CUDA path's running max / argmax, one 64-bit key per LR
-//                           position (argmax_key.h); reserved as two aligned float32 columns
-// The host twin lays out its own workspace from the same tiles (search_transfer_cpu.cpp).
+// CUDA workspace, per image (images run one after another and reuse it):
+//   qn     (d x p)          patch paths: normalised LR patches, column per position, input dtype;
+//                           Gram path: qf, the padded LR features (ck per padded pixel), which
+//                           fit since (h + 2) * (w + 2) <= 9 * h * w
+//   kn     (d x j)          likewise for Ref (kf)
+//   rel    float32          patch paths: relevance of one tile (ldr x lr_tile, column per LR
+//                           position); Gram path: one tile's Gram block (ldg x gram_cols)
+//   energy (max(p, j))      float32 per-pixel sums of squares over the channels
+//   inv_q (p), inv_k (j)    Gram path: 1 / max(patch norm, eps)
+//   keys   (p)              running max / argmax, one 64-bit key per LR position
+//                           (argmax_key.h); reserved as two aligned float32 columns
+// The host twin lays out its own workspace from the Gram tiles (search_transfer_cpu.cpp).
 // Every part is linear in h*w or hr*wr; rel is bounded by the budget.
 struct Plan {
+    int ck = 0;        // feature channels of q and k
     int d = 0;         // patch length ck * 9
     int p = 0;         // LR positions h * w
     int j = 0;         // Ref positions hr * wr
-    int lr_tile = 0;   // LR positions per tile
-    int ref_tile = 0;  // Ref positions per tile
+    int lr_tile = 0;   // patch tiles: LR positions per tile
+    int ref_tile = 0;  // patch tiles: Ref positions per tile
     int ldr = 0;       // rows of the rel block: ref_tile rounded up to kRowAlign
-    size_t qn_offset = 0, kn_offset = 0, rel_offset = 0, energy_offset = 0, keys_offset = 0;
+    PaddedGrid lr{}, ref{};
+    int gram_lr_tile = 0, gram_ref_tile = 0;  // Gram tiles
+    int ldg = 0;        // rows of a Gram block (the largest tile's, aligned)
+    int gram_cols = 0;  // columns of the largest tile's Gram block
+    size_t qn_offset = 0, kn_offset = 0, rel_offset = 0, energy_offset = 0;
+    size_t inv_q_offset = 0, inv_k_offset = 0, keys_offset = 0;
     size_t bytes = 0;
 };
 
@@ -152,6 +165,7 @@ inline int make_plan(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_ch
     if (element_size(dtype) == 0) return TTSR_ST_ERR_DTYPE;
     if (ref_chunk < 0) return TTSR_ST_ERR_ARGUMENT;
     Plan out;
+    out.ck = shape->ck;
     out.d = shape->ck * kPatchArea;
     out.p = shape->h * shape->w;
     out.j = shape->hr * shape->wr;
@@ -159,12 +173,24 @@ inline int make_plan(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_ch
     const int ref_cap = ref_chunk > 0 ? std::min(ref_chunk, out.j) : out.j;
     choose_tiles(out.p, ref_cap, budget, &out.lr_tile, &out.ref_tile);
     out.ldr = static_cast<int>(align_up(size_t(out.ref_tile), kRowAlign));
+    out.lr = padded_grid(shape->h, shape->w);
+    out.ref = padded_grid(shape->hr, shape->wr);
+    const long long gram_elements = static_cast<long long>(budget / sizeof(float));
+    choose_gram_tiles(out.lr, out.p, out.ref, ref_cap, gram_elements, &out.gram_lr_tile,
+                      &out.gram_ref_tile);
+    out.ldg = static_cast<int>(gram_rows(out.ref, out.gram_ref_tile));
+    out.gram_cols = gram_extent(out.lr, out.gram_lr_tile);
+    const size_t gram_bytes =
+        size_t(gram_block_elements(out.lr, out.ref, ref_cap, gram_elements)) * sizeof(float);
     const size_t element = element_size(dtype);
     out.qn_offset = 0;
     out.kn_offset = out.qn_offset + align_up(size_t(out.d) * out.p * element);
     out.rel_offset = out.kn_offset + align_up(size_t(out.d) * out.j * element);
-    out.energy_offset = out.rel_offset + align_up(rel_block_bytes(out.p, ref_cap, budget));
-    out.keys_offset = out.energy_offset + align_up(size_t(std::max(out.p, out.j)) * sizeof(float));
+    out.energy_offset = out.rel_offset +
+                        align_up(std::max(rel_block_bytes(out.p, ref_cap, budget), gram_bytes));
+    out.inv_q_offset = out.energy_offset + align_up(size_t(std::max(out.p, out.j)) * sizeof(float));
+    out.inv_k_offset = out.inv_q_offset + align_up(size_t(out.p) * sizeof(float));
+    out.keys_offset = out.inv_k_offset + align_up(size_t(out.j) * sizeof(float));
     out.bytes = out.keys_offset + 2 * align_up(size_t(out.p) * sizeof(float));
     *plan = out;
     return TTSR_ST_OK;
@@ -181,6 +207,36 @@ inline Tile plan_tile(const Plan& plan, int t) {
     const int ref = t - lr * refs;
     return Tile{chunk_begin(lr, plan.lr_tile), chunk_length(lr, plan.lr_tile, plan.p),
                 chunk_begin(ref, plan.ref_tile), chunk_length(ref, plan.ref_tile, plan.j)};
+}
+
+inline int gram_lr_tile_count(const Plan& plan) { return chunk_count(plan.p, plan.gram_lr_tile); }
+inline int gram_ref_tile_count(const Plan& plan) { return chunk_count(plan.j, plan.gram_ref_tile); }
+inline int gram_tile_count(const Plan& plan) { return gram_lr_tile_count(plan) * gram_ref_tile_count(plan); }
+
+// Gram tile t: LR tiles outer, Ref tiles inner in increasing order (the merge order).
+inline Tile plan_gram_tile(const Plan& plan, int t) {
+    const int refs = gram_ref_tile_count(plan);
+    const int lr = t / refs;
+    const int ref = t - lr * refs;
+    return Tile{chunk_begin(lr, plan.gram_lr_tile), chunk_length(lr, plan.gram_lr_tile, plan.p),
+                chunk_begin(ref, plan.gram_ref_tile), chunk_length(ref, plan.gram_ref_tile, plan.j)};
+}
+
+// The tile's Gram block (ldg apart, column per padded LR pixel) = kf_rows^T * qf_cols with kf
+// and qf holding ck values per padded pixel; A and B start at the element offsets below.
+inline GemmArgs gram_gemm(const Plan& plan, const GramPass& pass) {
+    return GemmArgs{GemmOp::T, GemmOp::N, pass.rows, pass.cols, plan.ck, 1.0f,
+                    plan.ck, plan.ck, 0.0f, plan.ldg};
+}
+inline size_t gram_ref_operand_offset(const Plan& plan, const GramPass& pass) {
+    return size_t(pass.r0) * plan.ck;
+}
+inline size_t gram_lr_operand_offset(const Plan& plan, const GramPass& pass) {
+    return size_t(pass.c0) * plan.ck;
+}
+inline GramPass plan_gram_pass(const Plan& plan, const Tile& tile, int min_blocks) {
+    return gram_pass(plan.lr, plan.ref, tile.lr_first, tile.lr_first + tile.lr_len,
+                     tile.ref_first, tile.ref_first + tile.ref_len, plan.ldg, min_blocks);
 }
 
 // rel (ref_len x lr_len) = kn_tile^T * qn_tile: column p of rel holds

@@ -1,5 +1,5 @@
 // Which relevance path the CUDA op takes (rule: ttsr_st_cuda_api.h).  A host
-// function of the plan and the GPU's compute capability, so CPU tests check it.
+// function, so CPU tests check it.
 #pragma once
 
 #include "fused_tiling.h"
@@ -7,11 +7,11 @@
 
 namespace ttsr_st {
 
-inline int relevance_path(ttsr_st_dtype dtype, int d, int requested, int cc_major) {
-    if (dtype != TTSR_ST_FLOAT16 || !fused_supports(d) || requested == TTSR_ST_RELEVANCE_GEMM) {
-        return TTSR_ST_RELEVANCE_GEMM;
+inline int relevance_path(ttsr_st_dtype dtype, int d, int requested) {
+    if (requested == TTSR_ST_RELEVANCE_AUTO || requested == TTSR_ST_RELEVANCE_GRAM) {
+        return TTSR_ST_RELEVANCE_GRAM;
     }
-    if (requested == TTSR_ST_RELEVANCE_FUSED || cc_major == 8) {
+    if (requested == TTSR_ST_RELEVANCE_FUSED && dtype == TTSR_ST_FLOAT16 && fused_supports(d)) {
         return TTSR_ST_RELEVANCE_FUSED;
     }
     return TTSR_ST_RELEVANCE_GEMM;

@@ -1,16 +1,9 @@
-// Host twin of the CUDA op: the same plan (LR x Ref tiles, merge order, tie
-// rule) and the same index math, on host memory.
-//
-// A tile's relevance comes from the pixel-level Gram matrix instead of the
-// patch GEMM: a patch is 9 pixels' features, so
-//   <patch(k, j), patch(q, p)> = sum over the 9 offsets o of <k[j + o], q[p + o]>,
-// and the GEMM over ck (not 9 * ck) does 9x less work; the sum over offsets
-// reads the Gram tile 9 times, and dividing by the two patch norms gives the
-// cosine.  The features are copied into grids padded by one zero pixel, so the
-// contract's zero padding needs no test in the sums.  Why not the patch GEMM
-// the CUDA path runs: at LR = Ref 80x80 on 2 (shared) cores it is the PyTorch
-// block's own bmm (580-650 ms of the block's 1.5 s), so the twin could not be
-// much faster than the block; the Gram GEMMs, halos included, take 170-240 ms.
+// Host twin of the CUDA op: the same plan (Gram tiles, merge order, tie rule),
+// the same Gram formulation (gram_geometry.h) and the same index math, on host
+// memory.  Why Gram here: at LR = Ref 80x80 on 2 (shared) cores the patch GEMM
+// is the PyTorch block's own bmm (580-650 ms of the block's 1.5 s), so the twin
+// could not be much faster than the block; the Gram GEMMs, halos included,
+// take 170-240 ms.
 #include <math.h>
 #include <stdint.h>
 
@@ -36,66 +29,41 @@ inline float load(uint16_t value) { return half_bits_to_float(value); }
 inline void store(float value, float* out) { *out = value; }
 inline void store(float value, uint16_t* out) { *out = float_to_half_bits(value); }
 
-// An h x w grid embedded in an (h + 2) x (w + 2) grid of zero-padded pixels.
-struct PaddedGrid {
-    int h = 0, w = 0;
-    int row = 0;           // w + 2
-    size_t plane = 0;      // floats per channel (padded pixels, rounded up to a line)
-    // Padded index of position (y, x) = pos: (y + 1) * (w + 2) + x + 1.
-    int index(int pos) const { return pos + 2 * (pos / w) + row + 1; }
-    // Padded offset of the patch element at (dy, dx) from its centre.
-    int offset(int dy, int dx) const { return dy * row + dx; }
-};
+// Floats per channel of a padded grid (rounded up to a line).
+size_t plane_of(const PaddedGrid& grid) { return align_up(size_t(grid.pixels()), kFloatsPerLine); }
 
-PaddedGrid padded(int h, int w) {
-    PaddedGrid grid;
-    grid.h = h;
-    grid.w = w;
-    grid.row = w + 2;
-    grid.plane = align_up(size_t(h + 2) * (w + 2), kFloatsPerLine);
-    return grid;
-}
-
-// Padded indices a tile of `len` positions can span, its halo included: the
-// positions' own span (len plus two padding pixels per row break) and one
-// padded row and pixel on either side (the patch neighbours).
-int gram_extent(const PaddedGrid& grid, int len) {
-    const int breaks = (len - 1 + grid.w - 1) / grid.w;
-    const int extent = len + 2 * breaks + 2 * (grid.row + 1);
-    return std::min(extent, (grid.h + 2) * grid.row);
-}
-
-// The twin's workspace, after make_plan's tiles:
-//   qf (ck x lr.plane), kf (ck x ref.plane)   padded features, float32
+// The twin's workspace, after make_plan's Gram tiles:
+//   qf (ck x lr plane), kf (ck x ref plane)   padded features, float32, channel-major
 //   inv_q (p), inv_k (j)                      1 / max(patch norm, eps)
 //   squares (the larger plane)                squared pixel norms of one grid
-//   gram (ldg x gram_cols)                    one tile's Gram block, float32
+//   gram (plan.ldg x plan.gram_cols)          one tile's Gram block, float32
 //   best (p), best_j (p)                      running max / argmax
 struct TwinLayout {
     PaddedGrid lr, ref;
-    int gram_rows = 0, gram_cols = 0, ldg = 0;
+    size_t lr_plane = 0, ref_plane = 0;
+    int ldg = 0;
     size_t qf = 0, kf = 0, inv_q = 0, inv_k = 0, squares = 0, gram = 0, best = 0, best_j = 0, bytes = 0;
 };
 
 TwinLayout twin_layout(const ttsr_st_shape& s, const Plan& plan) {
     TwinLayout out;
-    out.lr = padded(s.h, s.w);
-    out.ref = padded(s.hr, s.wr);
-    out.gram_rows = gram_extent(out.ref, plan.ref_tile);
-    out.gram_cols = gram_extent(out.lr, plan.lr_tile);
-    out.ldg = static_cast<int>(align_up(size_t(out.gram_rows), kFloatsPerLine));
+    out.lr = plan.lr;
+    out.ref = plan.ref;
+    out.lr_plane = plane_of(out.lr);
+    out.ref_plane = plane_of(out.ref);
+    out.ldg = plan.ldg;
     size_t at = 0;
     const auto take = [&at](size_t bytes) {
         const size_t offset = at;
         at += align_up(bytes);
         return offset;
     };
-    out.qf = take(size_t(s.ck) * out.lr.plane * sizeof(float));
-    out.kf = take(size_t(s.ck) * out.ref.plane * sizeof(float));
+    out.qf = take(size_t(s.ck) * out.lr_plane * sizeof(float));
+    out.kf = take(size_t(s.ck) * out.ref_plane * sizeof(float));
     out.inv_q = take(size_t(plan.p) * sizeof(float));
     out.inv_k = take(size_t(plan.j) * sizeof(float));
-    out.squares = take(std::max(out.lr.plane, out.ref.plane) * sizeof(float));
-    out.gram = take(size_t(out.ldg) * out.gram_cols * sizeof(float));
+    out.squares = take(std::max(out.lr_plane, out.ref_plane) * sizeof(float));
+    out.gram = take(size_t(plan.ldg) * plan.gram_cols * sizeof(float));
     out.best = take(size_t(plan.p) * sizeof(float));
     out.best_j = take(size_t(plan.p) * sizeof(int));
     out.bytes = at;
@@ -143,9 +111,10 @@ private:
 // the padding pixels were zeroed once for all images.
 template <typename T>
 void pad_features(const T* map, const PaddedGrid& grid, int c0, int c1, float* out) {
+    const size_t plane = plane_of(grid);
     for (int c = c0; c < c1; ++c) {
         const T* src = map + size_t(c) * grid.h * grid.w;
-        float* dst = out + size_t(c) * grid.plane;
+        float* dst = out + size_t(c) * plane;
         for (int y = 0; y < grid.h; ++y) {
             float* row = dst + grid.index(y * grid.w);
             for (int x = 0; x < grid.w; ++x) row[x] = load(src[size_t(y) * grid.w + x]);
@@ -158,7 +127,7 @@ void pixel_squares(const float* features, int ck, const PaddedGrid& grid, int fi
                    float* out) {
     std::fill(out + first, out + last, 0.0f);
     for (int c = 0; c < ck; ++c) {
-        const float* plane = features + size_t(c) * grid.plane;
+        const float* plane = features + size_t(c) * plane_of(grid);
         for (int pixel = first; pixel < last; ++pixel) out[pixel] += plane[pixel] * plane[pixel];
     }
 }
@@ -179,7 +148,7 @@ void inverse_norms(const float* squares, const PaddedGrid& grid, int first, int 
 template <typename T>
 void prepare(const T* map, int ck, const PaddedGrid& grid, float* features, float* squares,
              float* inv, int workers) {
-    const int pixels = (grid.h + 2) * grid.row;
+    const int pixels = grid.pixels();
     const int positions = grid.h * grid.w;
     parallel(workers, [&](int worker) {
         pad_features(map, grid, share_begin(ck, worker, workers),
@@ -195,11 +164,6 @@ void prepare(const T* map, int ck, const PaddedGrid& grid, float* features, floa
     });
 }
 
-// Where a tile's Gram block starts in the padded grids: one padded row and
-// pixel before the first position, so every patch neighbour is inside.
-inline int gram_first(const PaddedGrid& grid, int first) { return grid.index(first) - grid.row - 1; }
-inline int gram_last(const PaddedGrid& grid, int last) { return grid.index(last) + grid.row + 1; }
-
 // gram (rows x cols, ldg) = kf[rows]^T-free product: G[a, b] = <kf[:, r0 + a], qf[:, c0 + b]>,
 // its columns shared among the workers.
 int gram_tile(const float* qf, const float* kf, int ck, const TwinLayout& layout, int r0,
@@ -209,7 +173,7 @@ int gram_tile(const float* qf, const float* kf, int ck, const TwinLayout& layout
         const int b0 = share_begin(cols, worker, workers), b1 = share_begin(cols, worker + 1, workers);
         if (b1 > b0) {
             status[worker] = host_gemm(GemmOp::N, GemmOp::T, rows, b1 - b0, ck, 1.0f, kf + r0,
-                                       int(layout.ref.plane), qf + c0 + b0, int(layout.lr.plane),
+                                       int(layout.ref_plane), qf + c0 + b0, int(layout.lr_plane),
                                        0.0f, gram + size_t(b0) * layout.ldg, layout.ldg);
         }
     });
@@ -342,8 +306,8 @@ int run(const ttsr_st_shape& s, const Plan& plan, int workers, const T* q, const
     ttsr_st_cpu_stats unused{};
     ttsr_st_cpu_stats& times = stats != nullptr ? *stats : unused;
     // Padding pixels stay zero: pad_features writes the inner pixels only.
-    std::fill(qf, qf + size_t(s.ck) * layout.lr.plane, 0.0f);
-    std::fill(kf, kf + size_t(s.ck) * layout.ref.plane, 0.0f);
+    std::fill(qf, qf + size_t(s.ck) * layout.lr_plane, 0.0f);
+    std::fill(kf, kf + size_t(s.ck) * layout.ref_plane, 0.0f);
     for (int n = 0; n < s.n; ++n) {
         const size_t lr = size_t(plan.p);
         const size_t ref = size_t(plan.j);
@@ -352,8 +316,8 @@ int run(const ttsr_st_shape& s, const Plan& plan, int workers, const T* q, const
             prepare(q + size_t(n) * s.ck * lr, s.ck, layout.lr, qf, squares, inv_q, workers);
             prepare(k + size_t(n) * s.ck * ref, s.ck, layout.ref, kf, squares, inv_k, workers);
         }
-        for (int t = 0; t < tile_count(plan); ++t) {
-            const Tile tile = plan_tile(plan, t);
+        for (int t = 0; t < gram_tile_count(plan); ++t) {
+            const Tile tile = plan_gram_tile(plan, t);
             const int r0 = gram_first(layout.ref, tile.ref_first);
             const int rows = gram_last(layout.ref, tile.ref_first + tile.ref_len - 1) - r0 + 1;
             const int c0 = gram_first(layout.lr, tile.lr_first);

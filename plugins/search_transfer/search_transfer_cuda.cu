@@ -1,11 +1,14 @@
 // CUDA kernels of the search-transfer op and the device half of the C ABI.
-// Per image (plan.h): normalise the patches of every LR and every Ref position
-// once; score them tile by tile, either with a cuBLASLt GEMM per plan tile and
-// an argmax pass, or with the fused FP16 kernel (fused_relevance.cu); the
-// running max/argmax of every LR position is one 64-bit key (argmax_key.h)
-// merged with atomicMax, so the merge does not depend on tile order; finally
-// decode the keys and gather the three texture levels.  Index math comes from
-// index_math.h and the tiling and GEMM arguments from plan.h, as in the host
+// Per image (plan.h), on the Gram path (the default): pad the q and k features
+// (ck values per padded pixel) and take every position's inverse patch norm;
+// per Gram tile, one cuBLASLt GEMM over ck and the Gram argmax kernel
+// (gram_geometry.h).  On the patch paths: normalise the 9 * ck patches of every
+// position once, then per patch tile a cuBLASLt GEMM and an argmax pass, or
+// the fused FP16 kernel (fused_relevance.cu).  The running max/argmax of every
+// LR position is one 64-bit key (argmax_key.h) merged with atomicMax, so the
+// merge does not depend on tile or block order; finally decode the keys and
+// gather the three texture levels.  Index math comes from index_math.h and
+// gram_geometry.h, the tilings and GEMM arguments from plan.h, as in the host
 // twin; every grid is shaped by launch_geometry.h to occupy all SMs.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -27,7 +30,6 @@
 struct ttsr_st_context {
     ttsr_st::RelevanceGemm gemm;
     int sms = 1;
-    int cc_major = 0;
     int relevance = TTSR_ST_RELEVANCE_AUTO;
 };
 
@@ -41,6 +43,102 @@ __device__ __forceinline__ float load(float value) { return value; }
 __device__ __forceinline__ float load(__half value) { return __half2float(value); }
 __device__ __forceinline__ void store(float value, float* out) { *out = value; }
 __device__ __forceinline__ void store(float value, __half* out) { *out = __float2half_rn(value); }
+
+// Gram path: the (channels, h, w) map into out (padded pixels x channels,
+// pixel-major: the K-major GEMM operand), border pixels zero.  A block moves
+// kNormTile padded pixels x kNormTile channels through shared memory, so that
+// reads are coalesced along pixels and writes along channels.
+template <typename T>
+__global__ void pad_features_kernel(const T* map, PaddedGrid grid, int channels, T* out) {
+    __shared__ float tile[kNormTile][kNormTile + 1];
+    const int lane = threadIdx.x;
+    const int pixel0 = blockIdx.x * kNormTile;
+    const int channel0 = blockIdx.y * kNormTile;
+    const int pixels = grid.pixels();
+    const int source = pixel0 + lane < pixels ? grid.source(pixel0 + lane) : -1;
+    for (int i = threadIdx.y; i < kNormTile; i += kNormRows) {
+        const int c = channel0 + i;
+        tile[i][lane] = c < channels && source >= 0
+                            ? load(map[static_cast<size_t>(c) * grid.h * grid.w + source])
+                            : 0.0f;
+    }
+    __syncthreads();
+    for (int i = threadIdx.y; i < kNormTile; i += kNormRows) {
+        const int pixel = pixel0 + i;
+        const int c = channel0 + lane;
+        if (pixel < pixels && c < channels) {
+            store(tile[lane][i], out + static_cast<size_t>(pixel) * channels + c);
+        }
+    }
+}
+
+// Gram path: inv[pos] = 1 / max(||patch(pos)||, eps), the patch's squared norm
+// being the pixel energies summed over its 3x3 window (as the twin sums them).
+__global__ void inverse_norms_kernel(const float* energy, int h, int w, float* inv) {
+    const int position = blockIdx.x * blockDim.x + threadIdx.x;
+    if (position >= h * w) return;
+    int y, x;
+    grid_position(position, w, &y, &x);
+    float total = 0.0f;
+    for (int i = 0; i < kPatchArea; ++i) {
+        const int pixel = window_pixel(i, y, x, h, w);
+        if (pixel >= 0) total += energy[pixel];
+    }
+    inv[position] = 1.0f / fmaxf(sqrtf(total), TTSR_ST_NORM_EPS);
+}
+
+// Gram path: folds one Gram block into the keys of the tile's LR positions
+// (gram_geometry.h: block and step layout, staging, the 9-entry sums).  Lane =
+// Ref position of the step, each warp kGramColumns LR positions; a thread
+// keeps its LR positions' best keys in registers over all its steps, then the
+// warp reduces them over the lanes and merges them with atomicMax.
+__global__ void __launch_bounds__(kGramThreads)
+    gram_argmax_kernel(const float* gram, GramPass g, const float* inv_q, const float* inv_k,
+                       unsigned long long* keys) {
+    __shared__ float stage[kGramStage];
+    const int lane = threadIdx.x % kWarpSize;
+    const int column0 = threadIdx.x / kWarpSize * kGramColumns;
+    int y, x0;
+    gram_block_origin(g, blockIdx.x, &y, &x0);
+    int position[kGramColumns];
+    float scale[kGramColumns];
+    unsigned long long best[kGramColumns];
+#pragma unroll
+    for (int i = 0; i < kGramColumns; ++i) {
+        position[i] = gram_position(g.lr, g.lr_first, g.lr_end, y, x0 + column0 + i);
+        scale[i] = position[i] >= 0 ? inv_q[position[i]] : 0.0f;
+        best[i] = initial_match_key();
+    }
+    const int end = gram_split_begin(blockIdx.y + 1, g.splits, g.steps);
+    for (int t = gram_split_begin(blockIdx.y, g.splits, g.steps); t < end; ++t) {
+        int r, c0;
+        gram_step(g, y, t, &r, &c0);
+        __syncthreads();  // the previous step's stage is read
+        for (int e = threadIdx.x; e < kGramStage; e += kGramThreads) {
+            stage[e] = gram_stage_value(gram, g, y, x0, r, c0, e);
+        }
+        __syncthreads();
+        const int j = gram_position(g.ref, g.ref_first, g.ref_end, r, c0 + lane);
+        if (j < 0) continue;
+        const float inv = inv_k[j];
+#pragma unroll
+        for (int i = 0; i < kGramColumns; ++i) {
+            if (position[i] < 0) continue;
+            const float value = gram_patch_sum(stage, lane, column0 + i) * inv * scale[i];
+            const unsigned long long key = match_key(value, j);
+            best[i] = key > best[i] ? key : best[i];
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < kGramColumns; ++i) {
+        unsigned long long top = best[i];
+        for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
+            const unsigned long long other = __shfl_down_sync(0xffffffffu, top, offset);
+            top = other > top ? other : top;
+        }
+        if (lane == 0 && position[i] >= 0) atomicMax(keys + position[i], top);
+    }
+}
 
 // Normalisation, pass 1: energy[pixel] = sum over channels of map[c, pixel]^2.
 // Each of the kEnergyRows threads of a pixel sums a fixed channel stride, then
@@ -171,15 +269,15 @@ __global__ void transfer_kernel(const T* value, int channels, int f, const int* 
 }
 
 // plan.h's size limits keep every grid below the 2^31 - 1 limit.
-unsigned grid(long long blocks) { return static_cast<unsigned>(blocks); }
+unsigned grid_of(long long blocks) { return static_cast<unsigned>(blocks); }
 
 template <typename T>
 void normalise(const T* map, int channels, int h, int w, int d, float* energy, T* out,
                cudaStream_t stream) {
     const int count = h * w;
-    pixel_energy_kernel<T><<<grid(energy_blocks(count)), dim3(kEnergyPixels, kEnergyRows), 0,
+    pixel_energy_kernel<T><<<grid_of(energy_blocks(count)), dim3(kEnergyPixels, kEnergyRows), 0,
                              stream>>>(map, channels, count, energy);
-    normalise_kernel<T><<<dim3(grid(normalise_blocks_x(count)), grid(normalise_blocks_y(d))),
+    normalise_kernel<T><<<dim3(grid_of(normalise_blocks_x(count)), grid_of(normalise_blocks_y(d))),
                           dim3(kNormTile, kNormRows), 0, stream>>>(map, energy, d, h, w, count,
                                                                    out);
 }
@@ -191,18 +289,21 @@ void transfer(const T* values, int n, int channels, int f, const int* best_j,
     const long long total = 1LL * channels * f * s.h * f * s.w;
     const T* value = values + size_t(n) * channels * f * s.hr * f * s.wr;
     const long long blocks = blocks_for(std::min(total, kMaxTransferBlocks * kBlock), kBlock);
-    transfer_kernel<T><<<grid(blocks), kBlock, 0, stream>>>(value, channels, f, best_j, s.h, s.w,
+    transfer_kernel<T><<<grid_of(blocks), kBlock, 0, stream>>>(value, channels, f, best_j, s.h, s.w,
                                                              s.hr, s.wr, outs + size_t(n) * total);
 }
 
 // The workspace as plan.h lays it out.  keys hold one 64-bit key per LR position
 // while scoring; once scored, qn is free and takes best_j.
+// The Gram path keeps its padded features in qn / kn and its Gram block in rel.
 template <typename T>
 struct Buffers {
     T* qn;
     T* kn;
     float* rel;
     float* energy;
+    float* inv_q;
+    float* inv_k;
     unsigned long long* keys;
     int* best_j;
 
@@ -211,9 +312,43 @@ struct Buffers {
           kn(reinterpret_cast<T*>(workspace + plan.kn_offset)),
           rel(reinterpret_cast<float*>(workspace + plan.rel_offset)),
           energy(reinterpret_cast<float*>(workspace + plan.energy_offset)),
+          inv_q(reinterpret_cast<float*>(workspace + plan.inv_q_offset)),
+          inv_k(reinterpret_cast<float*>(workspace + plan.inv_k_offset)),
           keys(reinterpret_cast<unsigned long long*>(workspace + plan.keys_offset)),
           best_j(reinterpret_cast<int*>(workspace + plan.qn_offset)) {}
 };
+
+// Gram path, per image and grid: padded features and inverse patch norms.
+template <typename T>
+void prepare_gram(const T* map, int channels, const PaddedGrid& grid, float* energy, T* features,
+                  float* inv, int sms, cudaStream_t stream) {
+    const int count = grid.h * grid.w;
+    pixel_energy_kernel<T><<<grid_of(energy_blocks(count)), dim3(kEnergyPixels, kEnergyRows), 0,
+                             stream>>>(map, channels, count, energy);
+    const int threads = threads_per_block(count, sms);
+    inverse_norms_kernel<<<grid_of(blocks_for(count, threads)), threads, 0, stream>>>(
+        energy, grid.h, grid.w, inv);
+    pad_features_kernel<T><<<dim3(grid_of(pad_blocks_x(grid.pixels())),
+                                  grid_of(pad_blocks_y(channels))),
+                             dim3(kNormTile, kNormRows), 0, stream>>>(map, grid, channels,
+                                                                       features);
+}
+
+template <typename T>
+int score_gram(ttsr_st_context* ctx, const Plan& plan, const Buffers<T>& b, cudaStream_t stream) {
+    for (int t = 0; t < gram_tile_count(plan); ++t) {
+        const GramPass pass = plan_gram_pass(plan, plan_gram_tile(plan, t), 2 * ctx->sms);
+        if (ctx->gemm.run(gram_gemm(plan, pass), sizeof(T),
+                          b.kn + gram_ref_operand_offset(plan, pass),
+                          b.qn + gram_lr_operand_offset(plan, pass), b.rel, stream) !=
+            CUBLAS_STATUS_SUCCESS) {
+            return TTSR_ST_ERR_CUBLAS;
+        }
+        gram_argmax_kernel<<<dim3(grid_of(gram_row_blocks(pass)), grid_of(pass.splits)),
+                             kGramThreads, 0, stream>>>(b.rel, pass, b.inv_q, b.inv_k, b.keys);
+    }
+    return TTSR_ST_OK;
+}
 
 template <typename T>
 int score_gemm(ttsr_st_context* ctx, const Plan& plan, const Buffers<T>& b, cudaStream_t stream) {
@@ -227,8 +362,8 @@ int score_gemm(ttsr_st_context* ctx, const Plan& plan, const Buffers<T>& b, cuda
         }
         const int segments = update_segments(tile.lr_len, tile.ref_len, 2 * ctx->sms);
         const int segment_rows = update_segment_rows(tile.ref_len, segments);
-        const dim3 blocks(grid(blocks_for(tile.lr_len, kUpdateWarps)),
-                          grid(blocks_for(tile.ref_len, segment_rows)));
+        const dim3 blocks(grid_of(blocks_for(tile.lr_len, kUpdateWarps)),
+                          grid_of(blocks_for(tile.ref_len, segment_rows)));
         update_keys_kernel<<<blocks, kUpdateWarps * kWarpSize, 0, stream>>>(
             b.rel, g.ldc, tile.ref_first, tile.ref_len, tile.lr_first, tile.lr_len, segment_rows,
             b.keys);
@@ -251,17 +386,25 @@ int score_fused(ttsr_st_context* ctx, const Plan& plan, const Buffers<__half>& b
     return TTSR_ST_OK;
 }
 
+// Scores every (LR, Ref) pair of one image into b.keys on the relevance path `path`.
 template <typename T>
-int score(ttsr_st_context* ctx, const Plan& plan, bool fused, const Buffers<T>& b,
-          cudaStream_t stream) {
+int score(ttsr_st_context* ctx, const ttsr_st_shape& s, const Plan& plan, int path, const T* q,
+          const T* k, const Buffers<T>& b, cudaStream_t stream) {
+    if (path == TTSR_ST_RELEVANCE_GRAM) {
+        prepare_gram(q, s.ck, plan.lr, b.energy, b.qn, b.inv_q, ctx->sms, stream);
+        prepare_gram(k, s.ck, plan.ref, b.energy, b.kn, b.inv_k, ctx->sms, stream);
+        return score_gram(ctx, plan, b, stream);
+    }
+    normalise(q, s.ck, s.h, s.w, plan.d, b.energy, b.qn, stream);
+    normalise(k, s.ck, s.hr, s.wr, plan.d, b.energy, b.kn, stream);
     if constexpr (std::is_same<T, __half>::value) {
-        if (fused) return score_fused(ctx, plan, b, stream);
+        if (path == TTSR_ST_RELEVANCE_FUSED) return score_fused(ctx, plan, b, stream);
     }
     return score_gemm(ctx, plan, b, stream);
 }
 
 template <typename T>
-int enqueue(ttsr_st_context* ctx, const ttsr_st_shape& s, const Plan& plan, bool fused,
+int enqueue(ttsr_st_context* ctx, const ttsr_st_shape& s, const Plan& plan, int path,
             const T* q, const T* k, const T* v3, const T* v2, const T* v1, T* out_s, T* t3,
             T* t2, T* t1, char* workspace, cudaStream_t stream) {
     const Buffers<T> b(plan, workspace);
@@ -269,13 +412,12 @@ int enqueue(ttsr_st_context* ctx, const ttsr_st_shape& s, const Plan& plan, bool
     const size_t ref = size_t(plan.j);
     const int key_threads = threads_per_block(plan.p, ctx->sms);
     for (int n = 0; n < s.n; ++n) {
-        normalise(q + size_t(n) * s.ck * lr, s.ck, s.h, s.w, plan.d, b.energy, b.qn, stream);
-        normalise(k + size_t(n) * s.ck * ref, s.ck, s.hr, s.wr, plan.d, b.energy, b.kn, stream);
-        init_keys_kernel<<<grid(blocks_for(plan.p, key_threads)), key_threads, 0, stream>>>(
+        init_keys_kernel<<<grid_of(blocks_for(plan.p, key_threads)), key_threads, 0, stream>>>(
             plan.p, b.keys);
-        const int status = score(ctx, plan, fused, b, stream);
+        const int status = score(ctx, s, plan, path, q + size_t(n) * s.ck * lr,
+                                 k + size_t(n) * s.ck * ref, b, stream);
         if (status != TTSR_ST_OK) return status;
-        decode_keys_kernel<T><<<grid(blocks_for(plan.p, key_threads)), key_threads, 0, stream>>>(
+        decode_keys_kernel<T><<<grid_of(blocks_for(plan.p, key_threads)), key_threads, 0, stream>>>(
             b.keys, plan.p, out_s + size_t(n) * lr, b.best_j);
         transfer(v3, n, s.c3, TTSR_ST_LEVEL_SCALE_3, b.best_j, s, t3, stream);
         transfer(v2, n, s.c2, TTSR_ST_LEVEL_SCALE_2, b.best_j, s, t2, stream);
@@ -301,9 +443,7 @@ int ttsr_st_context_create(ttsr_st_context** out) {
     int device = 0;
     ttsr_st_context probe;
     if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&probe.sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&probe.cc_major, cudaDevAttrComputeCapabilityMajor, device) !=
-            cudaSuccess) {
+        cudaDeviceGetAttribute(&probe.sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
         return TTSR_ST_ERR_CUDA;
     }
     ttsr_st_context* ctx = new (std::nothrow) ttsr_st_context(probe);
@@ -323,7 +463,7 @@ void ttsr_st_context_destroy(ttsr_st_context* ctx) {
 }
 
 int ttsr_st_context_set_relevance(ttsr_st_context* ctx, int path) {
-    if (ctx == nullptr || path < TTSR_ST_RELEVANCE_AUTO || path > TTSR_ST_RELEVANCE_FUSED) {
+    if (ctx == nullptr || path < TTSR_ST_RELEVANCE_AUTO || path > TTSR_ST_RELEVANCE_GRAM) {
         return TTSR_ST_ERR_ARGUMENT;
     }
     ctx->relevance = path;
@@ -334,7 +474,7 @@ int ttsr_st_context_relevance(const ttsr_st_context* ctx, const ttsr_st_shape* s
                               ttsr_st_dtype dtype) {
     ttsr_st::Plan plan;
     if (ctx == nullptr || ttsr_st::make_device_plan(shape, dtype, 0, 0, &plan) != TTSR_ST_OK) return 0;
-    return ttsr_st::relevance_path(dtype, plan.d, ctx->relevance, ctx->cc_major);
+    return ttsr_st::relevance_path(dtype, plan.d, ctx->relevance);
 }
 
 int ttsr_st_enqueue(ttsr_st_context* ctx, const ttsr_st_shape* shape, ttsr_st_dtype dtype,
@@ -347,12 +487,11 @@ int ttsr_st_enqueue(ttsr_st_context* ctx, const ttsr_st_shape* shape, ttsr_st_dt
     if (!ctx || !q || !k || !v3 || !v2 || !v1 || !s || !t3 || !t2 || !t1 || !workspace) {
         return TTSR_ST_ERR_ARGUMENT;
     }
-    const bool fused = ttsr_st::relevance_path(dtype, plan.d, ctx->relevance,
-                                               ctx->cc_major) == TTSR_ST_RELEVANCE_FUSED;
+    const int path = ttsr_st::relevance_path(dtype, plan.d, ctx->relevance);
     // One call for both dtypes: the tag's type picks the element type.
     auto typed = [&](auto tag) {
         using T = decltype(tag);
-        return ttsr_st::enqueue(ctx, *shape, plan, fused, static_cast<const T*>(q),
+        return ttsr_st::enqueue(ctx, *shape, plan, path, static_cast<const T*>(q),
                                 static_cast<const T*>(k), static_cast<const T*>(v3),
                                 static_cast<const T*>(v2), static_cast<const T*>(v1),
                                 static_cast<T*>(s), static_cast<T*>(t3), static_cast<T*>(t2),

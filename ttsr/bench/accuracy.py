@@ -106,7 +106,7 @@ class AccuracyResult:
     fp16_agreement: float
     fp16_ambiguous: float
     fp16_psnr_db: tuple[float, float, float]  # t3, t2, t1
-    relevance: str = "auto"  # the FP16 relevance path the kernels were told to take
+    relevance: str = "auto"  # the relevance path the kernels were told to take
 
     @property
     def label(self) -> str:
@@ -187,7 +187,7 @@ def accuracy_failures(results: Sequence[AccuracyResult]) -> list[str]:
 
 
 def accuracy_table(results: Sequence[AccuracyResult]) -> str:
-    headers = ["case", "ref_chunk", "FP16 relevance", "chunk / Ref positions", "FP32 max abs err s", "t3", "t2", "t1",
+    headers = ["case", "ref_chunk", "relevance", "chunk / Ref positions", "FP32 max abs err s", "t3", "t2", "t1",
                "FP32 near-tie positions", "FP16 argmax agreement", "FP16 ambiguous", "FP16 PSNR t3 dB", "t2 dB",
                "t1 dB"]
     rows = [[r.case.label, r.ref_chunk, r.relevance, f"{r.chunk} / {r.case.hr * r.case.wr}", *(f"{e:.2e}" for e in r.fp32_max_abs),

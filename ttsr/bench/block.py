@@ -20,11 +20,13 @@ from ttsr.plugin.torch_kernels import TorchKernels
 
 Measure = Callable[[int, int], Measurement]  # (LR side, timed calls) -> Measurement
 
-# column key -> header, in table order; k16 takes the library's own FP16 relevance path (auto),
-# the last two force each path, so that the table shows whether auto picks the faster one.
+# column key -> header, in table order; k32 / k16 take the library's own relevance path (auto:
+# gram), the -gemm / -fused columns force the patch paths, so that the table shows whether auto
+# picks the faster one.
 COLUMNS = {"ref32": "PyTorch block FP32", "ref16": "PyTorch block FP16", "k32": "kernels FP32",
-           "k16": "kernels FP16", "k16-gemm": "kernels FP16 gemm", "k16-fused": "kernels FP16 fused"}
-KERNEL_COLUMNS = ("k32", "k16", "k16-gemm", "k16-fused")
+           "k32-gemm": "kernels FP32 gemm", "k16": "kernels FP16", "k16-gemm": "kernels FP16 gemm",
+           "k16-fused": "kernels FP16 fused"}
+KERNEL_COLUMNS = ("k32", "k32-gemm", "k16", "k16-gemm", "k16-fused")
 
 
 def size_ladder(start: int, limit: int = 4096, growth: float = 1.25, multiple: int = 8) -> list[int]:
@@ -104,7 +106,7 @@ def measure_kernels(kernels: TorchKernels, side: int, half: bool, repeats: int, 
 def measures_on_gpu(kernels: TorchKernels, budget_s: float, seed: int, ref_chunk: int,
                     forced: Mapping[str, TorchKernels] | None = None) -> dict[str, Measure]:
     """The columns' measurements on this GPU, keyed as :data:`COLUMNS`; ``forced``: relevance path ->
-    kernels opened with it, for the FP16 columns of each path."""
+    kernels opened with it, for the FP16 column of each path (and the FP32 one of gemm)."""
     measures: dict[str, Measure] = {
         "ref32": lambda side, calls: measure_reference(side, False, calls, budget_s, seed),
         "ref16": lambda side, calls: measure_reference(side, True, calls, budget_s, seed),
@@ -112,14 +114,16 @@ def measures_on_gpu(kernels: TorchKernels, budget_s: float, seed: int, ref_chunk
         "k16": lambda side, calls: measure_kernels(kernels, side, True, calls, budget_s, seed, ref_chunk),
     }
     for path, path_kernels in (forced or {}).items():
-        measures[f"k16-{path}"] = functools.partial(_measure_fp16, path_kernels, budget_s=budget_s, seed=seed,
-                                                    ref_chunk=ref_chunk)
+        for half, prefix in ((True, "k16"), (False, "k32")):
+            if f"{prefix}-{path}" in COLUMNS:
+                measures[f"{prefix}-{path}"] = functools.partial(_measure_path, path_kernels, half=half,
+                                                                 budget_s=budget_s, seed=seed, ref_chunk=ref_chunk)
     return measures
 
 
-def _measure_fp16(kernels: TorchKernels, side: int, calls: int, budget_s: float, seed: int,
+def _measure_path(kernels: TorchKernels, side: int, calls: int, half: bool, budget_s: float, seed: int,
                   ref_chunk: int) -> Measurement:
-    return measure_kernels(kernels, side, True, calls, budget_s, seed, ref_chunk)
+    return measure_kernels(kernels, side, half, calls, budget_s, seed, ref_chunk)
 
 
 def square_shapes(side: int) -> Shapes:

@@ -1,5 +1,5 @@
 """compute-sanitizer memcheck of the kernels on small odd shapes (FP32 and FP16, Ref chunk caps
-0, 1 and 7, batch 2, 1x1 grids), on each FP16 relevance path (gemm and fused).
+0, 1 and 7, batch 2, 1x1 grids), on each relevance path (gram, gemm and fused).
 
 :func:`run_memcheck` starts this module as a child under ``compute-sanitizer --tool memcheck``
 and reads the sanitizer's verdict; the child (``python -m ttsr.bench.memcheck --library ...``)
@@ -33,7 +33,7 @@ CASES = (
     Case(1, 7, 5, 6, 9),
 )
 REF_CHUNKS = (0, 1, 7)
-RELEVANCE_PATHS = ("gemm", "fused")  # auto takes one of them
+RELEVANCE_PATHS = ("gram", "gemm", "fused")  # auto takes gram
 DONE = "memcheck child: ran {} kernel calls"
 _SUMMARY = re.compile(r"ERROR SUMMARY:\s*(\d+) error")
 
@@ -143,8 +143,8 @@ def main(argv: Sequence[str]) -> int:
     calls = 0
     for relevance in RELEVANCE_PATHS:
         kernels = TorchKernels(open_cuda_kernels(Path(argv[1]), relevance=relevance))
-        try:  # FP32 takes the GEMM path whatever the setting: once is enough
-            calls += run_cases(kernels, fp32=relevance == RELEVANCE_PATHS[0])
+        try:  # FP32 has the gram and gemm paths; fused falls back to gemm for it
+            calls += run_cases(kernels, fp32=relevance != "fused")
         finally:
             kernels.close()
     print(DONE.format(calls), flush=True)

@@ -27,7 +27,7 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 DEVICE_DEFAULT_BUDGET = 1 << 30
 CPU_DEFAULT_BUDGET = 16 << 20
 # ttsr_st_cuda_api.h: TTSR_ST_RELEVANCE_AUTO, _GEMM, _FUSED, in code order.
-RELEVANCE_PATHS = ("auto", "gemm", "fused")
+RELEVANCE_PATHS = ("auto", "gemm", "fused", "gram")
 _DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
 _STATUS_SHAPE = 1
 _INT = ctypes.c_int
@@ -253,9 +253,12 @@ class CudaSearchTransfer:
     needs a GPU; planning (:meth:`chunk_size`, :meth:`workspace_size`) does not.
     One instance per thread that enqueues.
 
-    ``relevance`` picks how FP16 relevance is scored (ttsr_st_cuda_api.h): ``"gemm"`` (cuBLASLt
-    GEMM per tile, then an argmax pass; always the FP32 path), ``"fused"`` (one tensor-core
-    kernel that keeps the argmax in registers), or ``"auto"`` (the library's rule per GPU and size).
+    ``relevance`` picks how relevance is scored (ttsr_st_cuda_api.h): ``"gram"`` (a cuBLASLt GEMM
+    of the pixel features per tile and a kernel summing each patch's 9 Gram entries into the
+    argmax; FP32 and FP16), ``"gemm"`` (cuBLASLt GEMM of normalised patches per tile, then an
+    argmax pass; FP32 and FP16), ``"fused"`` (FP16: one tensor-core kernel over the normalised
+    patches that keeps the argmax in registers; FP32 falls back to gemm), or ``"auto"`` (the
+    library's rule: gram).
     """
 
     def __init__(self, library: Path | None = None, relevance: str = "auto"):
@@ -275,8 +278,8 @@ class CudaSearchTransfer:
             _check_status(self._lib, status, "ttsr_st_context_set_relevance")
 
     def relevance_path(self, shapes: Shapes, dtype: np.dtype | type) -> str:
-        """``"gemm"`` or ``"fused"``: the path :meth:`enqueue` takes for these sizes on this GPU
-        (opens the context, so it needs a GPU)."""
+        """``"gram"``, ``"gemm"`` or ``"fused"``: the path :meth:`enqueue` takes for these sizes on
+        this GPU (opens the context, so it needs a GPU)."""
         self.open()
         shape = _Shape.of(shapes)
         code = self._lib.ttsr_st_context_relevance(self._context, ctypes.byref(shape), _dtype_code(dtype))

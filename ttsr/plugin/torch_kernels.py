@@ -49,7 +49,7 @@ def open_cuda_kernels(library: Path | None = None, device: torch.device | None =
                       relevance: str = "auto") -> SearchTransferOp:
     """The CUDA kernels of ``libttsr_st_cuda.so`` (default: ``ttsr.plugin.native.library_dir()``),
     with their cuBLAS context created on ``device`` (default: the current one); ``relevance``: the
-    FP16 relevance path (auto, gemm, fused; see ttsr_st_cuda_api.h).
+    relevance path (auto, gemm, fused, gram; see ttsr_st_cuda_api.h).
     NativeLibraryError / NativeOpError name the problem."""
     from ttsr.plugin.native import CudaSearchTransfer
 
@@ -110,7 +110,7 @@ class TorchKernels:
         return self.op.workspace_size(shapes, dtype, ref_chunk)
 
     def relevance_path(self, shapes: contract.Shapes, dtype: type) -> str:
-        """The relevance path a call with these sizes takes (``gemm`` or ``fused``)."""
+        """The relevance path a call with these sizes takes (``gram``, ``gemm`` or ``fused``)."""
         return self.op.relevance_path(shapes, dtype)
 
     def prepare(self, inputs: Sequence[Tensor], ref_chunk: int = 0) -> KernelCall:
