@@ -86,7 +86,7 @@ CASES = {
     "segments": ((3, 37), (4, 70), 4, 0),              # 2 LR column blocks, 3 Ref steps per row
     "tall-thin": ((40, 1), (33, 2), 4, 0),
     "many-tiles": ((13, 11), (9, 35), 4, 16 << 10),    # tiles of whole and partial rows both ways
-    "smallest-tiles": ((6, 9), (7, 5), 4, 4),          # a budget below one position's block
+    "row-tiles": ((6, 9), (7, 5), 4, 4),               # a budget below one row's block: tiles of a row
 }
 
 
@@ -114,7 +114,7 @@ def test_results_do_not_depend_on_tiles_caps_or_block_counts(emu: ctypes.CDLL) -
     q, k = maps(3, 4, (14, 17), (12, 38))
     _, _, reference, _ = gram_search(emu, q, k)
     seen_tiles = set()
-    for ref_chunk, budget, min_blocks in [(0, 16 << 10, 1), (0, 4 << 10, 264), (7, 0, 132),
+    for ref_chunk, budget, min_blocks in [(0, 16 << 10, 1), (0, 40 << 10, 264), (7, 0, 132),
                                           (40, 64 << 10, 2), (0, 0, 1 << 12)]:
         _, _, keys, tiles = gram_search(emu, q, k, ref_chunk, budget, min_blocks)
         seen_tiles.add(tiles)
@@ -179,13 +179,13 @@ def test_gram_tiles_fit_the_budget_and_take_whole_rows(emu: ctypes.CDLL, budget:
         p, j = h * w, hr * wr
         limit = (budget or native.DEVICE_DEFAULT_BUDGET) // 4
         block = plan["ldg"] * plan["cols"]
-        smallest = -(-extent(1, hr, wr) // 16) * 16 * extent(1, h, w)
-        assert block <= plan["reserved"] and block <= max(limit, smallest), (h, w, hr, wr)
+        row_block = -(-extent(wr, hr, wr) // 16) * 16 * extent(w, h, w)  # one grid row a side
+        assert block <= plan["reserved"] and block <= max(limit, row_block), (h, w, hr, wr)
         assert plan["ldg"] % 16 == 0 and plan["ldg"] >= extent(plan["ref_tile"], hr, wr)
         assert plan["cols"] == extent(plan["lr_tile"], h, w)
         for tile, total, width in ((plan["lr_tile"], p, w), (plan["ref_tile"], j, wr)):
-            assert 1 <= tile <= total
-            assert tile < width or tile == total or tile % width == 0  # whole grid rows
+            assert width <= tile <= total
+            assert tile == total or tile % width == 0  # whole grid rows
         whole = -(-extent(j, hr, wr) // 16) * 16 * extent(p, h, w)
         if whole <= limit:
             assert (plan["lr_tile"], plan["ref_tile"], plan["tiles"]) == (p, j, 1)

@@ -174,40 +174,43 @@ void emulate_gram_argmax(const float* gram, const GramPass& g, const float* inv_
                          const float* inv_k, unsigned long long* keys) {
     std::vector<float> stage(kGramStage);
     for (int split = g.splits - 1; split >= 0; --split) {
-        for (long long block = gram_row_blocks(g) - 1; block >= 0; --block) {
-            int y, x0;
-            gram_block_origin(g, static_cast<int>(block), &y, &x0);
-            // best[warp][column][lane]: every thread's registers.
-            std::vector<unsigned long long> best(size_t(kGramThreads) * kGramColumns,
-                                                 initial_match_key());
+        for (long long block = gram_band_blocks(g) - 1; block >= 0; --block) {
+            int y0, x0;
+            gram_block_origin(g, static_cast<int>(block), &y0, &x0);
+            std::vector<float> best(kGramThreads, -INFINITY);  // registers
+            std::vector<int> best_j(kGramThreads, 0);
             const int end = gram_split_begin(split + 1, g.splits, g.steps);
             for (int t = gram_split_begin(split, g.splits, g.steps); t < end; ++t) {
-                int r, c0;
-                gram_step(g, y, t, &r, &c0);
-                for (int e = 0; e < kGramStage; ++e) stage[e] = gram_stage_value(gram, g, y, x0, r, c0, e);
+                int m, c0;
+                gram_step(g, t, &m, &c0);
+                std::fill(stage.begin(), stage.end(), NAN);  // padding words must never be read
+                for (int e = 0; e < kGramStageLoads; ++e) {
+                    stage[gram_stage_index(e)] = gram_stage_value(gram, g, y0, x0, m, c0, e);
+                }
                 for (int thread = 0; thread < kGramThreads; ++thread) {
                     const int lane = thread % kWarpSize;
-                    const int column0 = thread / kWarpSize * kGramColumns;
-                    const int j = gram_position(g.ref, g.ref_first, g.ref_end, r, c0 + lane);
-                    if (j < 0) continue;
-                    for (int i = 0; i < kGramColumns; ++i) {
-                        const int position = gram_position(g.lr, g.lr_first, g.lr_end, y, x0 + column0 + i);
-                        if (position < 0) continue;
-                        const float value = gram_patch_sum(stage.data(), lane, column0 + i) * inv_k[j] * inv_q[position];
-                        unsigned long long& top = best[size_t(thread) * kGramColumns + i];
-                        top = std::max(top, match_key(value, j));
+                    const int warp = thread / kWarpSize;
+                    const int position = gram_position(g.lr, g.lr_first, g.lr_end, y0 + warp, x0 + lane);
+                    const int r = gram_warp_ref_row(g, m, warp);
+                    if (r < 0 || position < 0) continue;
+                    int lo, hi;
+                    gram_step_columns(g, r, c0, &lo, &hi);
+                    const int j0 = r * g.ref.w + c0;
+                    for (int column = lo; column < hi; ++column) {
+                        const float value = gram_patch_sum(stage.data(), warp, lane, column) *
+                                            inv_k[j0 + column] * inv_q[position];
+                        if (better_match(value, j0 + column, best[thread], best_j[thread])) {
+                            best[thread] = value;
+                            best_j[thread] = j0 + column;
+                        }
                     }
                 }
             }
-            for (int thread = 0; thread < kGramThreads; thread += kWarpSize) {
-                for (int i = 0; i < kGramColumns; ++i) {
-                    const int column0 = thread / kWarpSize * kGramColumns;
-                    const int position = gram_position(g.lr, g.lr_first, g.lr_end, y, x0 + column0 + i);
-                    unsigned long long top = initial_match_key();  // the warp's reduction: a maximum
-                    for (int lane = 0; lane < kWarpSize; ++lane) {
-                        top = std::max(top, best[size_t(thread + lane) * kGramColumns + i]);
-                    }
-                    if (position >= 0) keys[position] = std::max(keys[position], top);
+            for (int thread = 0; thread < kGramThreads; ++thread) {
+                const int position = gram_position(g.lr, g.lr_first, g.lr_end, y0 + thread / kWarpSize,
+                                                   x0 + thread % kWarpSize);
+                if (position >= 0) {
+                    keys[position] = std::max(keys[position], match_key(best[thread], best_j[thread]));
                 }
             }
         }
@@ -284,7 +287,7 @@ TTSR_ST_API int ttsr_st_emu_gram_plan(int ck, int h, int w, int hr, int wr, int 
     out[6] = -1;
     for (int t = 0; t < gram_tile_count(plan); ++t) {
         const GramPass pass = plan_gram_pass(plan, plan_gram_tile(plan, t), min_blocks);
-        const long long blocks = gram_row_blocks(pass) * pass.splits;
+        const long long blocks = gram_band_blocks(pass) * pass.splits;
         out[6] = out[6] < 0 || blocks < out[6] ? blocks : out[6];
     }
     return TTSR_ST_OK;

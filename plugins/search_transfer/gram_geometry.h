@@ -11,13 +11,9 @@
 // positions spans a contiguous range of padded pixels; its Gram block is that
 // range plus a halo of one padded row and pixel on each side.
 //
-// The CUDA argmax kernel over a Gram block: a block owns kGramSpan LR
-// positions of one LR row and walks steps of kGramSpan Ref positions of one
-// Ref row; per step it stages the three (kGramSpan + 2)^2 Gram slices the
-// step needs (dy = -1, 0, 1) in shared memory.  Block for LR row y takes Ref
-// rows in the order y + t (mod the tile's Ref rows), so at step t the blocks of
-// neighbouring LR rows stage each other's slices (the same Ref-row minus
-// LR-row difference) while they are in L2.
+// The CUDA argmax kernel over a Gram block (see its section below) stages
+// Gram slices, the entries between kGramSpan + 2 pixels of one Ref row and of
+// one LR row, in shared memory, and scores from them.
 #pragma once
 
 #include <cmath>
@@ -80,33 +76,54 @@ inline int largest_gram_len(int total, int w, long long limit, const Size& size)
     return low >= w && low < total ? low / w * w : low;
 }
 
+// The Gram block of one grid row a side (or ref_cap Ref positions, if fewer):
+// tiles never shrink below it, whatever the budget, since the halo alone is
+// two padded rows a side and smaller tiles would only multiply the launches.
+// Non-decreasing in every size and in ref_cap.
+TTSR_ST_HD long long gram_row_block(const PaddedGrid& lr, const PaddedGrid& ref, int ref_cap) {
+    return gram_rows(ref, ref.w < ref_cap ? ref.w : ref_cap) * gram_extent(lr, lr.w);
+}
+
+// Floats a Gram block may take for this budget: the budget's, or one row's.
+TTSR_ST_HD long long gram_limit(const PaddedGrid& lr, const PaddedGrid& ref, int ref_cap,
+                                long long elements) {
+    const long long row = gram_row_block(lr, ref, ref_cap);
+    return elements > row ? elements : row;
+}
+
 // Gram tiles for p LR and ref_cap Ref positions whose float32 Gram block holds
-// at most `elements` floats, or is the smallest block (one position a side):
-// one tile when the whole block fits; else a square-ish block (about
-// sqrt(elements) a side), one side whole when it fits in that.
+// at most gram_limit floats: one tile when the whole block fits; else about
+// sqrt(limit) padded pixels a side (one side whole when it fits in that), at
+// least one grid row (or ref_cap positions) a side.
 inline void choose_gram_tiles(const PaddedGrid& lr, int p, const PaddedGrid& ref, int ref_cap,
                               long long elements, int* lr_tile, int* ref_tile) {
+    const long long limit = gram_limit(lr, ref, ref_cap, elements);
     const auto rows = [&ref](int len) { return gram_rows(ref, len); };
     const auto cols = [&lr](int len) { return static_cast<long long>(gram_extent(lr, len)); };
-    if (rows(ref_cap) * cols(p) <= elements) {
+    if (rows(ref_cap) * cols(p) <= limit) {
         *lr_tile = p;
         *ref_tile = ref_cap;
         return;
     }
-    const long long side = static_cast<long long>(std::sqrt(static_cast<double>(elements)));
+    const int min_ref = ref.w < ref_cap ? ref.w : ref_cap;
+    const long long side = static_cast<long long>(std::sqrt(static_cast<double>(limit)));
     int ref_len;
     if (rows(ref_cap) <= side) {
         ref_len = ref_cap;
     } else if (cols(p) <= side) {
-        ref_len = largest_gram_len(ref_cap, ref.w, elements / cols(p), rows);
+        ref_len = largest_gram_len(ref_cap, ref.w, limit / cols(p), rows);
     } else {
         ref_len = largest_gram_len(ref_cap, ref.w, side, rows);
     }
-    if (rows(ref_len) * cols(1) > elements) {
-        ref_len = largest_gram_len(ref_cap, ref.w, elements / cols(1), rows);
+    ref_len = ref_len > min_ref ? ref_len : min_ref;
+    // One LR row must fit beside the Ref tile (it does beside min_ref: the limit covers that).
+    if (rows(ref_len) * cols(lr.w) > limit) {
+        ref_len = largest_gram_len(ref_cap, ref.w, limit / cols(lr.w), rows);
+        ref_len = ref_len > min_ref ? ref_len : min_ref;
     }
     *ref_tile = ref_len;
-    *lr_tile = largest_gram_len(p, lr.w, elements / rows(ref_len), cols);
+    const int lr_len = largest_gram_len(p, lr.w, limit / rows(ref_len), cols);
+    *lr_tile = lr_len > lr.w ? lr_len : lr.w;
 }
 
 // Floats reserved for a Gram block: at least what choose_gram_tiles picks for
@@ -119,20 +136,35 @@ TTSR_ST_HD long long gram_block_elements(const PaddedGrid& lr, const PaddedGrid&
     const long long ref_span = capped < ref.pixels() ? capped : ref.pixels();
     const long long whole =
         (ref_span + kGramRowAlign - 1) / kGramRowAlign * kGramRowAlign * lr.pixels();
-    const long long smallest = gram_rows(ref, 1) * gram_extent(lr, 1);
-    const long long bound = elements > smallest ? elements : smallest;
+    const long long bound = gram_limit(lr, ref, ref_cap, elements);
     return whole < bound ? whole : bound;
 }
 
 // ---- The CUDA Gram argmax kernel ----------------------------------------------------------
+//
+// A block owns a band of kGramBand LR rows x kGramSpan LR columns: warp w owns
+// LR row y0 + w, lane l its column x0 + l, so each thread scores one LR position
+// and keeps its best key in a register until the end.  Step (m, segment):
+// warp w scores Ref row m + w of the tile (idle outside it) at Ref columns
+// [c0, c0 + kGramSpan).  Patch sums need the slices (Ref row + dy, LR row + dy)
+// for dy = -1, 0, 1, and along a band's diagonal warps share them: the
+// kGramBand + 2 slices s = 0 .. kGramBand + 1, slice s between Ref row
+// (m + s - 1) and LR row (y0 + s - 1), serve all warps (warp w reads w, w + 1,
+// w + 2).  So a step loads 1.25 Gram entries per score from L2, instead of 3
+// for a block of one LR row.
 
-constexpr int kGramSpan = 32;  // LR positions per block, Ref positions per step (one per lane)
-constexpr int kGramWarps = 8;
-constexpr int kGramThreads = kGramWarps * 32;
-constexpr int kGramColumns = kGramSpan / kGramWarps;  // LR positions per thread
-constexpr int kGramHalo = kGramSpan + 2;
-constexpr int kGramSlice = kGramHalo * kGramHalo;     // one dy's Gram slice, LR-major
-constexpr int kGramStage = kPatch * kGramSlice;       // floats staged per step
+constexpr int kGramSpan = 32;   // LR columns per block and Ref columns per step
+constexpr int kGramBand = 8;    // LR rows per block, one warp each
+constexpr int kGramThreads = kGramBand * 32;
+constexpr int kGramSlices = kGramBand + kPatch - 1;
+constexpr int kGramHalo = kGramSpan + 2;        // staged pixels of a row: the span and one either side
+// A slice is kGramHalo Ref pixels (rows of the slice) x kGramHalo LR pixels,
+// LR-fastest so that a warp's lanes read consecutive words; rows are padded to
+// an odd stride so that staging (Ref-fastest, as G is stored) hits distinct banks.
+constexpr int kGramRowStride = kGramHalo + 1;
+constexpr int kGramSliceFloats = kGramHalo * kGramRowStride;
+constexpr int kGramStage = kGramSlices * kGramSliceFloats;  // floats of shared memory
+constexpr int kGramStageLoads = kGramSlices * kGramHalo * kGramHalo;  // entries staged per step
 
 // One Gram tile's launch: where its block lies in the padded grids and which
 // rows of each grid its positions touch.
@@ -140,14 +172,16 @@ struct GramPass {
     PaddedGrid lr, ref;
     int r0, rows, c0, cols, ldg;  // Gram block: padded Ref [r0, r0 + rows) x LR [c0, c0 + cols)
     int lr_first, lr_end, ref_first, ref_end;
-    int lr_row0, lr_rows, lr_segments;
+    int lr_row0, lr_rows, lr_bands, lr_segments;
     int ref_row0, ref_rows, ref_segments;
     int steps, splits;
 };
 
+TTSR_ST_HD long long gram_band_blocks_of(int bands, int segments) { return 1LL * bands * segments; }
+
 // Splits of the steps so the grid holds at least min_blocks blocks, at most one per step.
-TTSR_ST_HD int gram_splits(long long row_blocks, int steps, int min_blocks) {
-    long long splits = (min_blocks + row_blocks - 1) / row_blocks;
+TTSR_ST_HD int gram_splits(long long band_blocks, int steps, int min_blocks) {
+    long long splits = (min_blocks + band_blocks - 1) / band_blocks;
     if (splits < 1) splits = 1;
     return static_cast<int>(splits < steps ? splits : steps);
 }
@@ -162,27 +196,31 @@ TTSR_ST_HD GramPass gram_pass(const PaddedGrid& lr, const PaddedGrid& ref, int l
     g.lr_end = lr_end;
     g.ref_first = ref_first;
     g.ref_end = ref_end;
-    g.r0 = gram_first(ref, g.ref_first);
-    g.rows = gram_last(ref, g.ref_end - 1) - g.r0 + 1;
-    g.c0 = gram_first(lr, g.lr_first);
-    g.cols = gram_last(lr, g.lr_end - 1) - g.c0 + 1;
+    g.r0 = gram_first(ref, ref_first);
+    g.rows = gram_last(ref, ref_end - 1) - g.r0 + 1;
+    g.c0 = gram_first(lr, lr_first);
+    g.cols = gram_last(lr, lr_end - 1) - g.c0 + 1;
     g.ldg = ldg;
-    g.lr_row0 = g.lr_first / lr.w;
-    g.lr_rows = (g.lr_end - 1) / lr.w - g.lr_row0 + 1;
+    g.lr_row0 = lr_first / lr.w;
+    g.lr_rows = (lr_end - 1) / lr.w - g.lr_row0 + 1;
+    g.lr_bands = chunk_count(g.lr_rows, kGramBand);
     g.lr_segments = chunk_count(lr.w, kGramSpan);
-    g.ref_row0 = g.ref_first / ref.w;
-    g.ref_rows = (g.ref_end - 1) / ref.w - g.ref_row0 + 1;
+    g.ref_row0 = ref_first / ref.w;
+    g.ref_rows = (ref_end - 1) / ref.w - g.ref_row0 + 1;
     g.ref_segments = chunk_count(ref.w, kGramSpan);
-    g.steps = g.ref_rows * g.ref_segments;
-    g.splits = gram_splits(1LL * g.lr_rows * g.lr_segments, g.steps, min_blocks);
+    // Diagonal offsets m = 1 - kGramBand .. ref_rows - 1: each warp meets every Ref row once.
+    g.steps = (g.ref_rows + kGramBand - 1) * g.ref_segments;
+    g.splits = gram_splits(gram_band_blocks_of(g.lr_bands, g.lr_segments), g.steps, min_blocks);
     return g;
 }
 
-TTSR_ST_HD long long gram_row_blocks(const GramPass& g) { return 1LL * g.lr_rows * g.lr_segments; }
+TTSR_ST_HD long long gram_band_blocks(const GramPass& g) {
+    return gram_band_blocks_of(g.lr_bands, g.lr_segments);
+}
 
-// Block `block` (of gram_row_blocks) owns LR row *y, columns [*x0, *x0 + kGramSpan).
-TTSR_ST_HD void gram_block_origin(const GramPass& g, int block, int* y, int* x0) {
-    *y = g.lr_row0 + block / g.lr_segments;
+// Block `block` (of gram_band_blocks) owns LR rows [*y0, *y0 + kGramBand), columns [*x0, *x0 + kGramSpan).
+TTSR_ST_HD void gram_block_origin(const GramPass& g, int block, int* y0, int* x0) {
+    *y0 = g.lr_row0 + block / g.lr_segments * kGramBand;
     *x0 = (block % g.lr_segments) * kGramSpan;
 }
 
@@ -191,43 +229,72 @@ TTSR_ST_HD int gram_split_begin(int split, int splits, int steps) {
     return static_cast<int>(static_cast<long long>(split) * steps / splits);
 }
 
-// Step t of the block on LR row y: Ref row *r, columns [*c0, *c0 + kGramSpan).
-TTSR_ST_HD void gram_step(const GramPass& g, int y, int t, int* r, int* c0) {
-    const int turn = (y - g.lr_row0 + t / g.ref_segments) % g.ref_rows;
-    *r = g.ref_row0 + turn;
+// Step t: diagonal offset *m (warp w scores Ref row ref_row0 + *m + w) and Ref columns from *c0.
+TTSR_ST_HD void gram_step(const GramPass& g, int t, int* m, int* c0) {
+    *m = t / g.ref_segments - (kGramBand - 1);
     *c0 = (t % g.ref_segments) * kGramSpan;
 }
 
-// The position a lane or column scores, or -1 where it is outside the grid or the tile.
+// The Ref row warp w scores at offset m, or -1 where that lies outside the tile.
+TTSR_ST_HD int gram_warp_ref_row(const GramPass& g, int m, int warp) {
+    return m + warp >= 0 && m + warp < g.ref_rows ? g.ref_row0 + m + warp : -1;
+}
+
+// Step columns [*lo, *hi) (Ref positions r * wr + c0 + column) that are Ref
+// positions of the tile: a row's positions in the tile are one run.
+TTSR_ST_HD void gram_step_columns(const GramPass& g, int r, int c0, int* lo, int* hi) {
+    const int row_first = r * g.ref.w;
+    int first = g.ref_first - row_first - c0;
+    int end = g.ref_end - row_first - c0;
+    const int width = g.ref.w - c0;
+    if (end > width) end = width;
+    if (end > kGramSpan) end = kGramSpan;
+    if (first < 0) first = 0;
+    *lo = first;
+    *hi = end > first ? end : first;
+}
+
+// The LR position a thread scores, or -1 where it is outside the grid or the tile.
 TTSR_ST_HD int gram_position(const PaddedGrid& grid, int first, int end, int y, int x) {
     if (x >= grid.w) return -1;
     const int pos = grid_index(y, x, grid.w);
     return pos >= first && pos < end ? pos : -1;
 }
 
-// Element e of a step's stage: slice dy = e / kGramSlice - 1 holds G between
-// Ref pixels (r + dy, c0 - 1 .. c0 + kGramSpan) (fastest) and LR pixels
-// (y + dy, x0 - 1 .. x0 + kGramSpan); 0 outside the Gram block, where only
-// positions outside the tile would read.
-TTSR_ST_HD float gram_stage_value(const float* gram, const GramPass& g, int y, int x0, int r,
+// Entry e (of kGramStageLoads, Ref pixel fastest as in G) of step (m, c0) of
+// the band at (y0, x0): the stage index it goes to, and its value: G between
+// Ref pixel (ref_row0 + m + s - 1, c0 - 1 + a) and LR pixel (y0 + s - 1,
+// x0 - 1 + b); 0 outside the Gram block, where only positions outside the tile
+// would read.
+TTSR_ST_HD int gram_stage_index(int e) {
+    const int slice = e / (kGramHalo * kGramHalo);
+    const int within = e - slice * (kGramHalo * kGramHalo);
+    const int b = within / kGramHalo;
+    const int a = within - b * kGramHalo;
+    return slice * kGramSliceFloats + a * kGramRowStride + b;
+}
+TTSR_ST_HD float gram_stage_value(const float* gram, const GramPass& g, int y0, int x0, int m,
                                   int c0, int e) {
-    const int slice = e / kGramSlice;
-    const int within = e - slice * kGramSlice;
-    const int column = within / kGramHalo;
-    const int row = within - column * kGramHalo;
-    const int a = (r + slice) * g.ref.row + c0 + row - g.r0;
-    const int b = (y + slice) * g.lr.row + x0 + column - g.c0;
-    if (a < 0 || a >= g.rows || b < 0 || b >= g.cols) return 0.0f;
-    return gram[static_cast<long long>(b) * g.ldg + a];
+    const int slice = e / (kGramHalo * kGramHalo);
+    const int within = e - slice * (kGramHalo * kGramHalo);
+    const int b = within / kGramHalo;
+    const int a = within - b * kGramHalo;
+    // Padded index of a pixel (row, column - 1 + i) is (row + 1) * row_length + column + i.
+    const long long ref_pixel = 1LL * (g.ref_row0 + m + slice) * g.ref.row + c0 + a - g.r0;
+    const long long lr_pixel = 1LL * (y0 + slice) * g.lr.row + x0 + b - g.c0;
+    if (ref_pixel < 0 || ref_pixel >= g.rows || lr_pixel < 0 || lr_pixel >= g.cols) return 0.0f;
+    return gram[lr_pixel * g.ldg + ref_pixel];
 }
 
-// <patch(k, c0 + lane), patch(q, x0 + column)> from a staged step: the 9
-// diagonal entries summed in the twin's order (dy, then dx).
-TTSR_ST_HD float gram_patch_sum(const float* stage, int lane, int column) {
+// <patch(k, Ref column c0 + column), patch(q, x0 + lane)> for warp `warp`'s row
+// pair from a staged step: the 9 diagonal entries summed in the twin's order
+// (dy, then dx).
+TTSR_ST_HD float gram_patch_sum(const float* stage, int warp, int lane, int column) {
     float sum = 0.0f;
     for (int dy = 0; dy < kPatch; ++dy) {
+        const float* slice = stage + (warp + dy) * kGramSliceFloats;
         for (int dx = 0; dx < kPatch; ++dx) {
-            sum += stage[dy * kGramSlice + (column + dx) * kGramHalo + lane + dx];
+            sum += slice[(column + dx) * kGramRowStride + lane + dx];
         }
     }
     return sum;

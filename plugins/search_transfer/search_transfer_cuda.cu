@@ -88,56 +88,45 @@ __global__ void inverse_norms_kernel(const float* energy, int h, int w, float* i
 }
 
 // Gram path: folds one Gram block into the keys of the tile's LR positions
-// (gram_geometry.h: block and step layout, staging, the 9-entry sums).  Lane =
-// Ref position of the step, each warp kGramColumns LR positions; a thread
-// keeps its LR positions' best keys in registers over all its steps, then the
-// warp reduces them over the lanes and merges them with atomicMax.
+// (gram_geometry.h: bands, steps, staging, the 9-entry sums).  Each thread
+// scores one LR position against every Ref position of its steps, keeps its
+// best (value, j) in registers (better_match: the contract's tie rule) and
+// merges it as a key with atomicMax at the end.
 __global__ void __launch_bounds__(kGramThreads)
     gram_argmax_kernel(const float* gram, GramPass g, const float* inv_q, const float* inv_k,
                        unsigned long long* keys) {
     __shared__ float stage[kGramStage];
     const int lane = threadIdx.x % kWarpSize;
-    const int column0 = threadIdx.x / kWarpSize * kGramColumns;
-    int y, x0;
-    gram_block_origin(g, blockIdx.x, &y, &x0);
-    int position[kGramColumns];
-    float scale[kGramColumns];
-    unsigned long long best[kGramColumns];
-#pragma unroll
-    for (int i = 0; i < kGramColumns; ++i) {
-        position[i] = gram_position(g.lr, g.lr_first, g.lr_end, y, x0 + column0 + i);
-        scale[i] = position[i] >= 0 ? inv_q[position[i]] : 0.0f;
-        best[i] = initial_match_key();
-    }
+    const int warp = threadIdx.x / kWarpSize;
+    int y0, x0;
+    gram_block_origin(g, blockIdx.x, &y0, &x0);
+    const int position = gram_position(g.lr, g.lr_first, g.lr_end, y0 + warp, x0 + lane);
+    const float scale = position >= 0 ? inv_q[position] : 0.0f;
+    float best = -INFINITY;
+    int best_j = 0;
     const int end = gram_split_begin(blockIdx.y + 1, g.splits, g.steps);
     for (int t = gram_split_begin(blockIdx.y, g.splits, g.steps); t < end; ++t) {
-        int r, c0;
-        gram_step(g, y, t, &r, &c0);
+        int m, c0;
+        gram_step(g, t, &m, &c0);
         __syncthreads();  // the previous step's stage is read
-        for (int e = threadIdx.x; e < kGramStage; e += kGramThreads) {
-            stage[e] = gram_stage_value(gram, g, y, x0, r, c0, e);
+        for (int e = threadIdx.x; e < kGramStageLoads; e += kGramThreads) {
+            stage[gram_stage_index(e)] = gram_stage_value(gram, g, y0, x0, m, c0, e);
         }
         __syncthreads();
-        const int j = gram_position(g.ref, g.ref_first, g.ref_end, r, c0 + lane);
-        if (j < 0) continue;
-        const float inv = inv_k[j];
-#pragma unroll
-        for (int i = 0; i < kGramColumns; ++i) {
-            if (position[i] < 0) continue;
-            const float value = gram_patch_sum(stage, lane, column0 + i) * inv * scale[i];
-            const unsigned long long key = match_key(value, j);
-            best[i] = key > best[i] ? key : best[i];
+        const int r = gram_warp_ref_row(g, m, warp);
+        if (r < 0 || position < 0) continue;
+        int lo, hi;
+        gram_step_columns(g, r, c0, &lo, &hi);
+        const int j0 = r * g.ref.w + c0;
+        for (int column = lo; column < hi; ++column) {
+            const float value = gram_patch_sum(stage, warp, lane, column) * inv_k[j0 + column] * scale;
+            if (better_match(value, j0 + column, best, best_j)) {
+                best = value;
+                best_j = j0 + column;
+            }
         }
     }
-#pragma unroll
-    for (int i = 0; i < kGramColumns; ++i) {
-        unsigned long long top = best[i];
-        for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-            const unsigned long long other = __shfl_down_sync(0xffffffffu, top, offset);
-            top = other > top ? other : top;
-        }
-        if (lane == 0 && position[i] >= 0) atomicMax(keys + position[i], top);
-    }
+    if (position >= 0) atomicMax(keys + position, match_key(best, best_j));
 }
 
 // Normalisation, pass 1: energy[pixel] = sum over channels of map[c, pixel]^2.
@@ -344,7 +333,7 @@ int score_gram(ttsr_st_context* ctx, const Plan& plan, const Buffers<T>& b, cuda
             CUBLAS_STATUS_SUCCESS) {
             return TTSR_ST_ERR_CUBLAS;
         }
-        gram_argmax_kernel<<<dim3(grid_of(gram_row_blocks(pass)), grid_of(pass.splits)),
+        gram_argmax_kernel<<<dim3(grid_of(gram_band_blocks(pass)), grid_of(pass.splits)),
                              kGramThreads, 0, stream>>>(b.rel, pass, b.inv_q, b.inv_k, b.keys);
     }
     return TTSR_ST_OK;
