@@ -3,18 +3,32 @@
 #include "plan.h"
 #include "ttsr_st_api.h"
 
-extern "C" {
+namespace {
 
-int ttsr_st_tile_sizes(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
-                       size_t workspace_budget, int* lr_tile, int* ref_tile) {
+int tiles(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk, size_t workspace_budget,
+          bool gram, int* lr_tile, int* ref_tile) {
     if (lr_tile == nullptr || ref_tile == nullptr) return TTSR_ST_ERR_ARGUMENT;
     ttsr_st::Plan plan;
     const int status = ttsr_st::make_plan(shape, dtype, ref_chunk, workspace_budget,
                                           TTSR_ST_DEFAULT_WORKSPACE_BUDGET, &plan);
     if (status != TTSR_ST_OK) return status;
-    *lr_tile = plan.lr_tile;
-    *ref_tile = plan.ref_tile;
+    *lr_tile = gram ? plan.gram_lr_tile : plan.lr_tile;
+    *ref_tile = gram ? plan.gram_ref_tile : plan.ref_tile;
     return TTSR_ST_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+int ttsr_st_tile_sizes(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
+                       size_t workspace_budget, int* lr_tile, int* ref_tile) {
+    return tiles(shape, dtype, ref_chunk, workspace_budget, true, lr_tile, ref_tile);
+}
+
+int ttsr_st_patch_tile_sizes(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
+                             size_t workspace_budget, int* lr_tile, int* ref_tile) {
+    return tiles(shape, dtype, ref_chunk, workspace_budget, false, lr_tile, ref_tile);
 }
 
 size_t ttsr_st_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,

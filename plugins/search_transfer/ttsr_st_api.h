@@ -40,17 +40,23 @@ typedef struct ttsr_st_context ttsr_st_context;
 TTSR_ST_API int ttsr_st_context_create(ttsr_st_context** out);
 TTSR_ST_API void ttsr_st_context_destroy(ttsr_st_context* ctx);
 
-/* Planning (plan.h): per image, the patches of every LR and Ref position are
- * normalised once, then relevance is computed tile by tile, one GEMM per tile
- * of lr_tile LR x ref_tile Ref positions, whose float32 relevance block fits
- * workspace_budget bytes (0 = TTSR_ST_DEFAULT_WORKSPACE_BUDGET).  Tiles hold
- * multiples of 128 positions unless they cover a whole grid; ref_chunk > 0
- * caps ref_tile (the op's attribute).  Outputs do not depend on the tiling. */
+/* Planning (plan.h): relevance is computed tile by tile, one GEMM per tile of
+ * lr_tile LR x ref_tile Ref positions.  Gram tiles (the host twin and the
+ * CUDA default path): the tile's float32 Gram block of pixel features, halo
+ * included, fits workspace_budget bytes (0 = TTSR_ST_DEFAULT_WORKSPACE_BUDGET)
+ * or is one grid row a side; tiles hold whole grid rows unless they cover a
+ * grid.  Patch tiles (the CUDA patch paths, ttsr_st_cuda_api.h): the float32
+ * relevance block of normalised patches fits the budget; tiles hold multiples
+ * of 128 positions unless they cover a whole grid.  ref_chunk > 0 caps
+ * ref_tile (the op's attribute).  Outputs do not depend on the tiling. */
 #define TTSR_ST_DEFAULT_WORKSPACE_BUDGET ((size_t)1 << 30)
-
-/* Tile sizes for these arguments; TTSR_ST_OK or an error code. */
+/* Gram tile sizes for these arguments; TTSR_ST_OK or an error code. */
 TTSR_ST_API int ttsr_st_tile_sizes(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
                                    size_t workspace_budget, int* lr_tile, int* ref_tile);
+/* Patch tile sizes, likewise. */
+TTSR_ST_API int ttsr_st_patch_tile_sizes(const ttsr_st_shape* shape, ttsr_st_dtype dtype,
+                                         int ref_chunk, size_t workspace_budget, int* lr_tile,
+                                         int* ref_tile);
 /* Device workspace bytes for ttsr_st_enqueue; linear in h*w and hr*wr for a
  * fixed budget, independent of n, and non-decreasing in every size (h, w, hr,
  * wr, ck), in ref_chunk > 0 (0 counts as the largest) and in the budget, so the

@@ -93,6 +93,7 @@ def _open(path: Path, fix: str) -> ctypes.CDLL:
     except OSError as exc:
         raise NativeLibraryError(f"cannot load {path} ({exc}): {fix}") from exc
     _declare(lib, "ttsr_st_tile_sizes", [_SHAPE_P, _INT, _INT, _SIZE, _INT_P, _INT_P], _INT)
+    _declare(lib, "ttsr_st_patch_tile_sizes", [_SHAPE_P, _INT, _INT, _SIZE, _INT_P, _INT_P], _INT)
     _declare(lib, "ttsr_st_workspace_size", [_SHAPE_P, _INT, _INT, _SIZE], _SIZE)
     _declare(lib, "ttsr_st_status_string", [_INT], ctypes.c_char_p)
     return lib
@@ -162,10 +163,10 @@ def _check_status(lib: ctypes.CDLL, status: int, what: str) -> None:
 
 
 def _tile_sizes(lib: ctypes.CDLL, shapes: Shapes, dtype: np.dtype | type, ref_chunk: int,
-                budget: int) -> tuple[int, int]:
+                budget: int, function: str = "ttsr_st_tile_sizes") -> tuple[int, int]:
     shape = _Shape.of(shapes)
     lr_tile, ref_tile = ctypes.c_int(), ctypes.c_int()
-    status = lib.ttsr_st_tile_sizes(ctypes.byref(shape), _dtype_code(dtype), _check_ref_chunk(ref_chunk),
+    status = getattr(lib, function)(ctypes.byref(shape), _dtype_code(dtype), _check_ref_chunk(ref_chunk),
                                     _check_budget(budget), ctypes.byref(lr_tile), ctypes.byref(ref_tile))
     if status != 0:
         raise _unsupported(shapes)
@@ -183,14 +184,21 @@ def _workspace_size(function: Callable[..., int], shapes: Shapes, dtype: np.dtyp
 
 def tile_sizes(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
                budget: int = 0) -> tuple[int, int]:
-    """(LR, Ref) positions per relevance GEMM for a relevance block of at most ``budget`` bytes
-    (0: the device default, 1 GiB); the host twin and the CUDA kernels tile alike."""
+    """(LR, Ref) positions per Gram GEMM for a Gram block of at most ``budget`` bytes (or one grid
+    row a side; 0: the device default, 1 GiB); the host twin and the CUDA Gram path tile alike."""
     return _tile_sizes(cpu_library(), shapes, dtype, ref_chunk, budget)
+
+
+def patch_tile_sizes(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
+                     budget: int = 0) -> tuple[int, int]:
+    """(LR, Ref) positions per patch GEMM of the CUDA patch paths (gemm, fused), for a relevance
+    block of at most ``budget`` bytes (0: 1 GiB)."""
+    return _tile_sizes(cpu_library(), shapes, dtype, ref_chunk, budget, "ttsr_st_patch_tile_sizes")
 
 
 def chunk_size(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
                budget: int = 0) -> int:
-    """Ref positions per relevance GEMM (the same number the CUDA kernels use)."""
+    """Ref positions per Gram GEMM (the same number the CUDA kernels' default path uses)."""
     return tile_sizes(shapes, dtype, ref_chunk, budget)[1]
 
 
@@ -300,12 +308,12 @@ class CudaSearchTransfer:
 
     def tile_sizes(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
                    budget: int = 0) -> tuple[int, int]:
-        """(LR, Ref) positions per relevance GEMM."""
+        """(LR, Ref) positions per Gram GEMM (the default path's tiles)."""
         return _tile_sizes(self._lib, shapes, dtype, ref_chunk, budget)
 
     def chunk_size(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
                    budget: int = 0) -> int:
-        """Ref positions per relevance GEMM."""
+        """Ref positions per Gram GEMM (the default path's tiles)."""
         return self.tile_sizes(shapes, dtype, ref_chunk, budget)[1]
 
     def workspace_size(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
