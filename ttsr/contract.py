@@ -62,6 +62,10 @@ Precision
 * float16 tensors: inputs and outputs float16; norms, dot products and the
   texture sums accumulate in float32; normalised patches may be stored in
   float16 (they lie in [-1, 1]).
+* Any order of summation is allowed.  In particular an implementation may
+  compute <patch(k, j), patch(q, p)> as the sum over the 9 offsets of the
+  pixel dot products <k[j + o], q[p + o]> (a Gram matrix over Ck, the CPU twin
+  and the CUDA default path) and divide by the two patch norms afterwards.
 """
 
 from __future__ import annotations
@@ -94,8 +98,9 @@ ATTRIBUTES: dict[str, int | float] = {
 }
 
 # A field of the TensorRT plugin, not an op attribute (results do not depend on
-# it, so the rewrite does not write it): MiB that one relevance tile of the CUDA
-# kernels may take, 0 = the kernels' default (1 GiB, TTSR_ST_DEFAULT_WORKSPACE_BUDGET).
+# it, so the rewrite does not write it): MiB that one tile's Gram (or relevance)
+# block of the CUDA kernels may take, 0 = the kernels' default (1 GiB,
+# TTSR_ST_DEFAULT_WORKSPACE_BUDGET).
 # ``build_engine.py --workspace-budget`` sets it on the graph it builds and
 # records it in the sidecar.  Accepted range: 0 .. MAX_WORKSPACE_BUDGET_MIB.
 WORKSPACE_BUDGET_FIELD = "workspace_budget_mib"

@@ -375,9 +375,10 @@ TTSR_ST_API int ttsr_st_emu_better_match(float value, int j, float best, int bes
     return ttsr_st::better_match(value, j, best, best_j);
 }
 
-// Blocks each kernel launches for one image (LR p positions, Ref j positions,
-// patch length d) on a GPU with `sms` SMs, in the order: energy (Ref map),
-// normalise (Ref), argmax update (one relevance block of j x p), fused.
+// Blocks each patch-path kernel launches for one image (LR p positions, Ref j
+// positions, patch length d) on a GPU with `sms` SMs, in the order: energy (Ref
+// map), normalise (Ref), argmax update (one relevance block of j x p), fused.
+// The Gram path's argmax launches: ttsr_st_emu_gram_plan.
 TTSR_ST_API void ttsr_st_emu_grid_blocks(int p, int j, int d, int sms, long long* blocks) {
     using namespace ttsr_st;
     const int min_blocks = 2 * sms;

@@ -17,7 +17,7 @@ namespace ttsr_trt
 {
 
 //! The plugin fields (names in contract.h): the op's attributes, then the kernels' workspace
-//! budget (MiB one relevance tile may take; 0 = the kernels' default), which bounds memory only.
+//! budget (MiB one tile's Gram block may take; 0 = the kernels' default), which bounds memory only.
 struct SearchTransferParams
 {
     int32_t patchSize;

@@ -96,7 +96,7 @@ def _graph(checkpoint: Path | None, onnx_path: Path | None, seed: int | None, pr
 @click.option("--workspace", type=click.IntRange(min=1), metavar="MIB",
               help="Builder workspace limit in MiB (default: TensorRT's, the GPU's memory).")
 @click.option("--workspace-budget", type=click.IntRange(0, contract.MAX_WORKSPACE_BUDGET_MIB), default=0,
-              metavar="MIB", help="Device memory one relevance tile of the plugin's kernels may take, in MiB "
+              metavar="MIB", help="Device memory one tile's Gram block of the plugin's kernels may take, in MiB "
                                   "(0: the kernels' default, 1024); larger tiles, larger GEMMs. Recorded in the sidecar.")
 @click.option("--timing-cache", type=click.Path(path_type=Path),
               help="Timing cache file: read if it exists, updated after the build (speeds up rebuilds).")

@@ -23,7 +23,7 @@ CPU_LIBRARY = "libttsr_st_cpu.so"
 CUDA_LIBRARY = "libttsr_st_cuda.so"
 PLUGIN_LIBRARY = "libttsr_trt_plugin.so"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-# ttsr_st_api.h: the budget (bytes of one tile's relevance block) a budget of 0 stands for.
+# ttsr_st_api.h: the budget (bytes of one tile's Gram block) a budget of 0 stands for.
 DEVICE_DEFAULT_BUDGET = 1 << 30
 CPU_DEFAULT_BUDGET = 16 << 20
 # ttsr_st_cuda_api.h: TTSR_ST_RELEVANCE_AUTO, _GEMM, _FUSED, in code order.
@@ -220,7 +220,7 @@ def search_transfer_cpu(q: np.ndarray, k: np.ndarray, v3: np.ndarray, v2: np.nda
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Run the op on the host twin: ``(s, t3, t2, t1)``, in the inputs' dtype (float32 or float16).
 
-    ``budget``: bytes of one tile's relevance block (0: the twin's default, sized for CPU caches).
+    ``budget``: bytes of one tile's Gram block (0: the twin's default, sized for CPU caches).
     ``threads``: worker threads (0: ``$TTSR_ST_CPU_THREADS``, else every hardware thread).
     The results do not depend on ``ref_chunk``, ``budget`` or ``threads``.
     ``stage_seconds``: if given, each stage's time (:data:`TWIN_STAGES`) is added to it.
@@ -325,7 +325,7 @@ class CudaSearchTransfer:
                 outputs: Sequence[int], workspace: int, stream: int = 0, budget: int = 0) -> None:
         """Enqueues the op on ``stream`` (0: the legacy default stream): ``inputs`` are the device
         addresses of q, k, v3, v2, v1, ``outputs`` those of s, t3, t2, t1, ``workspace`` holds
-        :meth:`workspace_size` bytes (for the same ``budget``: bytes of one tile's relevance block, 0 = 1 GiB).
+        :meth:`workspace_size` bytes (for the same ``budget``: bytes of one tile's Gram block, 0 = 1 GiB).
         ValueError for unsupported sizes, NativeOpError on failure."""
         if len(inputs) != 5 or len(outputs) != 4:
             raise ValueError(f"{OP_TYPE}: enqueue takes 5 input and 4 output addresses, "

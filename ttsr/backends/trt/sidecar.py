@@ -47,7 +47,7 @@ class PluginMemory:
     workspace_bytes: int
     ref_chunk: int
     ref_positions: int
-    workspace_budget_mib: int = 0  # the plugin field: MiB per relevance tile, 0 = the kernels' default
+    workspace_budget_mib: int = 0  # the plugin field: MiB per tile's Gram block, 0 = the kernels' default
 
     def describe(self) -> str:
         budget = f"{self.workspace_budget_mib} MiB" if self.workspace_budget_mib else "default"
