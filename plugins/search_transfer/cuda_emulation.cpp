@@ -183,16 +183,25 @@ void emulate_gram_argmax(const float* gram, const GramPass& g, const float* inv_
             for (int t = gram_split_begin(split, g.splits, g.steps); t < end; ++t) {
                 int m, c0;
                 gram_step(g, t, &m, &c0);
-                std::fill(stage.begin(), stage.end(), NAN);  // padding words must never be read
-                for (int e = 0; e < kGramStageLoads; ++e) {
-                    stage[gram_stage_index(e)] = gram_stage_value(gram, g, y0, x0, m, c0, e);
+                int ref_pixel0, lr_pixel0;
+                gram_stage_origin(g, y0, x0, m, c0, &ref_pixel0, &lr_pixel0);
+                std::fill(stage.begin(), stage.end(), NAN);  // words no thread stages must never be read
+                for (int thread = 0; thread < kGramStageThreads; ++thread) {
+                    const int stage_row = thread % kGramHalo;
+                    for (int column = thread / kGramHalo; column < kGramStageColumns;
+                         column += kGramStageGroups) {
+                        const int slice = column / kGramHalo;
+                        const int b = column - slice * kGramHalo;
+                        stage[gram_stage_slot(slice, b, stage_row)] =
+                            gram_stage_entry(gram, g, ref_pixel0, lr_pixel0, slice, b, stage_row);
+                    }
                 }
                 for (int thread = 0; thread < kGramThreads; ++thread) {
                     const int lane = thread % kWarpSize;
                     const int warp = thread / kWarpSize;
                     const int position = gram_position(g.lr, g.lr_first, g.lr_end, y0 + warp, x0 + lane);
                     const int r = gram_warp_ref_row(g, m, warp);
-                    if (r < 0 || position < 0) continue;
+                    if (r < 0 || position < 0) continue;  // the kernel's lanes without a position score unread
                     int lo, hi;
                     gram_step_columns(g, r, c0, &lo, &hi);
                     const int j0 = r * g.ref.w + c0;

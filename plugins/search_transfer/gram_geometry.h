@@ -164,7 +164,6 @@ constexpr int kGramHalo = kGramSpan + 2;        // staged pixels of a row: the s
 constexpr int kGramRowStride = kGramHalo + 1;
 constexpr int kGramSliceFloats = kGramHalo * kGramRowStride;
 constexpr int kGramStage = kGramSlices * kGramSliceFloats;  // floats of shared memory
-constexpr int kGramStageLoads = kGramSlices * kGramHalo * kGramHalo;  // entries staged per step
 
 // One Gram tile's launch: where its block lies in the padded grids and which
 // rows of each grid its positions touch.
@@ -261,29 +260,37 @@ TTSR_ST_HD int gram_position(const PaddedGrid& grid, int first, int end, int y, 
     return pos >= first && pos < end ? pos : -1;
 }
 
-// Entry e (of kGramStageLoads, Ref pixel fastest as in G) of step (m, c0) of
-// the band at (y0, x0): the stage index it goes to, and its value: G between
-// Ref pixel (ref_row0 + m + s - 1, c0 - 1 + a) and LR pixel (y0 + s - 1,
-// x0 - 1 + b); 0 outside the Gram block, where only positions outside the tile
-// would read.
-TTSR_ST_HD int gram_stage_index(int e) {
-    const int slice = e / (kGramHalo * kGramHalo);
-    const int within = e - slice * (kGramHalo * kGramHalo);
-    const int b = within / kGramHalo;
-    const int a = within - b * kGramHalo;
-    return slice * kGramSliceFloats + a * kGramRowStride + b;
+// Staging a step: thread t < kGramStageThreads stages row a = t % kGramHalo
+// (a Ref pixel) of the stage's columns t / kGramHalo, + kGramStageGroups, ...;
+// column = slice * kGramHalo + b.  Consecutive threads read consecutive words
+// of G (Ref-fastest) and write distinct banks (the odd row stride).
+constexpr int kGramStageGroups = kGramThreads / kGramHalo;
+constexpr int kGramStageThreads = kGramStageGroups * kGramHalo;
+constexpr int kGramStageColumns = kGramSlices * kGramHalo;
+
+// Where step (m, c0) of the band at (y0, x0) starts in the Gram block: the
+// block-relative padded index of Ref pixel (ref_row0 + m - 1, c0 - 1) and of
+// LR pixel (y0 - 1, x0 - 1), i.e. of a = b = 0 in slice 0.
+TTSR_ST_HD void gram_stage_origin(const GramPass& g, int y0, int x0, int m, int c0,
+                                  int* ref_pixel0, int* lr_pixel0) {
+    // Padded index of pixel (row, column - 1) is (row + 1) * row_length + column - 1 + 1.
+    *ref_pixel0 = (g.ref_row0 + m) * g.ref.row + c0 - g.r0;
+    *lr_pixel0 = y0 * g.lr.row + x0 - g.c0;
 }
-TTSR_ST_HD float gram_stage_value(const float* gram, const GramPass& g, int y0, int x0, int m,
-                                  int c0, int e) {
-    const int slice = e / (kGramHalo * kGramHalo);
-    const int within = e - slice * (kGramHalo * kGramHalo);
-    const int b = within / kGramHalo;
-    const int a = within - b * kGramHalo;
-    // Padded index of a pixel (row, column - 1 + i) is (row + 1) * row_length + column + i.
-    const long long ref_pixel = 1LL * (g.ref_row0 + m + slice) * g.ref.row + c0 + a - g.r0;
-    const long long lr_pixel = 1LL * (y0 + slice) * g.lr.row + x0 + b - g.c0;
+
+// Stage entry (slice, b, a): G between Ref pixel (ref_row0 + m + slice - 1,
+// c0 - 1 + a) and LR pixel (y0 + slice - 1, x0 - 1 + b); 0 outside the Gram
+// block, where only positions outside the tile would read.
+TTSR_ST_HD float gram_stage_entry(const float* gram, const GramPass& g, int ref_pixel0,
+                                  int lr_pixel0, int slice, int b, int a) {
+    const int ref_pixel = ref_pixel0 + slice * g.ref.row + a;
+    const int lr_pixel = lr_pixel0 + slice * g.lr.row + b;
     if (ref_pixel < 0 || ref_pixel >= g.rows || lr_pixel < 0 || lr_pixel >= g.cols) return 0.0f;
-    return gram[lr_pixel * g.ldg + ref_pixel];
+    return gram[static_cast<long long>(lr_pixel) * g.ldg + ref_pixel];
+}
+
+TTSR_ST_HD int gram_stage_slot(int slice, int b, int a) {
+    return slice * kGramSliceFloats + a * kGramRowStride + b;
 }
 
 // <patch(k, Ref column c0 + column), patch(q, x0 + lane)> for warp `warp`'s row

@@ -102,24 +102,36 @@ __global__ void __launch_bounds__(kGramThreads)
     gram_block_origin(g, blockIdx.x, &y0, &x0);
     const int position = gram_position(g.lr, g.lr_first, g.lr_end, y0 + warp, x0 + lane);
     const float scale = position >= 0 ? inv_q[position] : 0.0f;
+    const int stage_row = threadIdx.x % kGramHalo;
     float best = -INFINITY;
     int best_j = 0;
     const int end = gram_split_begin(blockIdx.y + 1, g.splits, g.steps);
     for (int t = gram_split_begin(blockIdx.y, g.splits, g.steps); t < end; ++t) {
         int m, c0;
         gram_step(g, t, &m, &c0);
+        int ref_pixel0, lr_pixel0;
+        gram_stage_origin(g, y0, x0, m, c0, &ref_pixel0, &lr_pixel0);
         __syncthreads();  // the previous step's stage is read
-        for (int e = threadIdx.x; e < kGramStageLoads; e += kGramThreads) {
-            stage[gram_stage_index(e)] = gram_stage_value(gram, g, y0, x0, m, c0, e);
+        if (threadIdx.x < kGramStageThreads) {
+            for (int column = threadIdx.x / kGramHalo; column < kGramStageColumns;
+                 column += kGramStageGroups) {
+                const int slice = column / kGramHalo;
+                const int b = column - slice * kGramHalo;
+                stage[gram_stage_slot(slice, b, stage_row)] =
+                    gram_stage_entry(gram, g, ref_pixel0, lr_pixel0, slice, b, stage_row);
+            }
         }
         __syncthreads();
         const int r = gram_warp_ref_row(g, m, warp);
-        if (r < 0 || position < 0) continue;
+        if (r < 0) continue;  // uniform across the warp, as lo and hi are: the shuffles below see all lanes
         int lo, hi;
         gram_step_columns(g, r, c0, &lo, &hi);
         const int j0 = r * g.ref.w + c0;
+        // Lane l holds 1 / norm of the step's Ref column l; column c's comes by shuffle.
+        const float inv_lane = lane >= lo && lane < hi ? inv_k[j0 + lane] : 0.0f;
         for (int column = lo; column < hi; ++column) {
-            const float value = gram_patch_sum(stage, warp, lane, column) * inv_k[j0 + column] * scale;
+            const float inv = __shfl_sync(0xffffffffu, inv_lane, column);
+            const float value = gram_patch_sum(stage, warp, lane, column) * inv * scale;
             if (better_match(value, j0 + column, best, best_j)) {
                 best = value;
                 best_j = j0 + column;
