@@ -186,7 +186,8 @@ void emulate_gram_argmax(const float* gram, const GramPass& g, const float* inv_
                 int ref_pixel0, lr_pixel0;
                 gram_stage_origin(g, y0, x0, m, c0, &ref_pixel0, &lr_pixel0);
                 std::fill(stage.begin(), stage.end(), NAN);  // words no thread stages must never be read
-                for (int thread = 0; thread < kGramStageThreads; ++thread) {
+                for (int thread = 0; thread < kGramThreads; ++thread) {
+                    if (thread >= kGramStageThreads) continue;
                     const int stage_row = thread % kGramHalo;
                     for (int column = thread / kGramHalo; column < kGramStageColumns;
                          column += kGramStageGroups) {
