@@ -16,28 +16,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests._emu import emu_library
 from ttsr import contract
 from ttsr.plugin import native
 
 FP32, FP16 = 0, 1
 AUTO, GEMM, FUSED, GRAM = 0, 1, 2, 3
 TILE_P, TILE_J, TILE_K = 128, 64, 32  # fused_tiling.h
-_KEY = ctypes.c_ulonglong
 
 
 @pytest.fixture(scope="module")
 def emu() -> ctypes.CDLL:
-    path = native.library_dir() / "libttsr_st_emu.so"
-    if not path.is_file():
-        pytest.fail(f"{path} missing: run `bash scripts/setup.sh`")
-    lib = ctypes.CDLL(str(path))
-    signatures = {
+    return emu_library({
         "ttsr_st_emu_fused_relevance": ([ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_int] * 5,
                                          ctypes.c_void_p], ctypes.c_int),
-        "ttsr_st_emu_initial_key": ([], _KEY),
-        "ttsr_st_emu_match_key": ([ctypes.c_float, ctypes.c_int], _KEY),
-        "ttsr_st_emu_key_value": ([_KEY], ctypes.c_float),
-        "ttsr_st_emu_key_index": ([_KEY], ctypes.c_int),
         "ttsr_st_emu_better_match": ([ctypes.c_float, ctypes.c_int, ctypes.c_float, ctypes.c_int],
                                      ctypes.c_int),
         "ttsr_st_emu_grid_blocks": ([ctypes.c_int] * 4 + [ctypes.c_void_p], None),
@@ -46,11 +38,7 @@ def emu() -> ctypes.CDLL:
         "ttsr_st_emu_normalise": ([ctypes.c_void_p, *[ctypes.c_int] * 3, ctypes.c_void_p], None),
         "ttsr_st_emu_update_keys": ([ctypes.c_void_p, *[ctypes.c_int] * 6, ctypes.c_void_p],
                                     ctypes.c_longlong),
-    }
-    for name, (argtypes, restype) in signatures.items():
-        function = getattr(lib, name)
-        function.argtypes, function.restype = argtypes, restype
-    return lib
+    })
 
 
 def normalised_patches(features: torch.Tensor) -> np.ndarray:

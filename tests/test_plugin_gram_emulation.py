@@ -13,32 +13,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests._emu import emu_library
 from ttsr import contract
 from ttsr.plugin import native
 
-_KEY = ctypes.c_ulonglong
 SPAN = 32  # gram_geometry.h kGramSpan: LR positions per block, Ref positions per step
 
 
 @pytest.fixture(scope="module")
 def emu() -> ctypes.CDLL:
-    path = native.library_dir() / "libttsr_st_emu.so"
-    if not path.is_file():
-        pytest.fail(f"{path} missing: run `bash scripts/setup.sh`")
-    lib = ctypes.CDLL(str(path))
-    lib.ttsr_st_emu_gram_search.argtypes = [ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_int] * 6,
-                                            ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p]
-    lib.ttsr_st_emu_gram_search.restype = ctypes.c_int
-    lib.ttsr_st_emu_gram_plan.argtypes = [*[ctypes.c_int] * 6, ctypes.c_size_t, ctypes.c_int,
-                                          ctypes.c_void_p]
-    lib.ttsr_st_emu_gram_plan.restype = ctypes.c_int
-    for name in ("ttsr_st_emu_pad_features", "ttsr_st_emu_inverse_norms"):
-        getattr(lib, name).argtypes = [ctypes.c_void_p, *[ctypes.c_int] * 3, ctypes.c_void_p]
-        getattr(lib, name).restype = None
-    lib.ttsr_st_emu_key_value.argtypes, lib.ttsr_st_emu_key_value.restype = [_KEY], ctypes.c_float
-    lib.ttsr_st_emu_key_index.argtypes, lib.ttsr_st_emu_key_index.restype = [_KEY], ctypes.c_int
-    lib.ttsr_st_emu_initial_key.argtypes, lib.ttsr_st_emu_initial_key.restype = [], _KEY
-    return lib
+    map_to_array = ([ctypes.c_void_p, *[ctypes.c_int] * 3, ctypes.c_void_p], None)
+    return emu_library({
+        "ttsr_st_emu_gram_search": ([ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_int] * 6, ctypes.c_size_t,
+                                     ctypes.c_int, ctypes.c_void_p], ctypes.c_int),
+        "ttsr_st_emu_gram_plan": ([*[ctypes.c_int] * 6, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p],
+                                  ctypes.c_int),
+        "ttsr_st_emu_pad_features": map_to_array,
+        "ttsr_st_emu_inverse_norms": map_to_array,
+    })
 
 
 def gram_search(emu: ctypes.CDLL, q: np.ndarray, k: np.ndarray, ref_chunk: int = 0, budget: int = 0,

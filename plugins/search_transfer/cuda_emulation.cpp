@@ -144,12 +144,7 @@ void emulate_inverse_norms(const std::vector<float>& energy, int h, int w, float
     for (int position = 0; position < h * w; ++position) {
         int y, x;
         grid_position(position, w, &y, &x);
-        float total = 0.0f;
-        for (int i = 0; i < kPatchArea; ++i) {
-            const int pixel = window_pixel(i, y, x, h, w);
-            if (pixel >= 0) total += energy[pixel];
-        }
-        inv[position] = 1.0f / fmaxf(sqrtf(total), TTSR_ST_NORM_EPS);
+        inv[position] = 1.0f / patch_norm(energy.data(), y, x, h, w);
     }
 }
 
@@ -315,12 +310,7 @@ TTSR_ST_API void ttsr_st_emu_normalise(const float* map, int channels, int h, in
     for (int column = 0; column < pixels; ++column) {
         int y, x;
         grid_position(column, w, &y, &x);
-        float total = 0.0f;
-        for (int i = 0; i < kPatchArea; ++i) {
-            const int pixel = window_pixel(i, y, x, h, w);
-            if (pixel >= 0) total += energy[pixel];
-        }
-        const float denominator = fmaxf(sqrtf(total), TTSR_ST_NORM_EPS);
+        const float denominator = patch_norm(energy.data(), y, x, h, w);
         for (int e = 0; e < d; ++e) {
             const long long offset = patch_offset(e, y, x, h, w);
             out[static_cast<size_t>(column) * d + e] = (offset < 0 ? 0.0f : map[offset]) / denominator;

@@ -3,6 +3,8 @@
 // the twin's tests cover the kernels' indexing too.
 #pragma once
 
+#include <math.h>
+
 #include "contract.h"
 #include "host_device.h"
 
@@ -39,6 +41,17 @@ TTSR_ST_HD int window_pixel(int i, int y, int x, int h, int w) {
     const int sy = y + i / kPatch - kRadius;
     const int sx = x + i % kPatch - kRadius;
     return sy < 0 || sy >= h || sx < 0 || sx >= w ? -1 : grid_index(sy, sx, w);
+}
+
+// max(||patch||, eps) of the patch centred at (y, x), from the per-pixel sums of
+// squares over the channels: its 3x3 window's energies (zero padding adds nothing).
+TTSR_ST_HD float patch_norm(const float* energy, int y, int x, int h, int w) {
+    float total = 0.0f;
+    for (int i = 0; i < kPatchArea; ++i) {
+        const int pixel = window_pixel(i, y, x, h, w);
+        if (pixel >= 0) total += energy[pixel];
+    }
+    return fmaxf(sqrtf(total), TTSR_ST_NORM_EPS);
 }
 
 // LR position (py, px) whose window covers output pixel (oy, ox) at scale f as

@@ -196,30 +196,29 @@ inline int make_plan(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_ch
     return TTSR_ST_OK;
 }
 
-inline int lr_tile_count(const Plan& plan) { return chunk_count(plan.p, plan.lr_tile); }
-inline int ref_tile_count(const Plan& plan) { return chunk_count(plan.j, plan.ref_tile); }
-inline int tile_count(const Plan& plan) { return lr_tile_count(plan) * ref_tile_count(plan); }
-
-// Tile t: LR tiles outer, Ref tiles inner in increasing order (the merge order).
-inline Tile plan_tile(const Plan& plan, int t) {
-    const int refs = ref_tile_count(plan);
+// Tile t of p LR x j Ref positions cut into lr_tile x ref_tile tiles: LR tiles outer, Ref
+// tiles inner in increasing order (the merge order).
+inline int tiles_of(int p, int j, int lr_tile, int ref_tile) {
+    return chunk_count(p, lr_tile) * chunk_count(j, ref_tile);
+}
+inline Tile tile_of(int p, int j, int lr_tile, int ref_tile, int t) {
+    const int refs = chunk_count(j, ref_tile);
     const int lr = t / refs;
     const int ref = t - lr * refs;
-    return Tile{chunk_begin(lr, plan.lr_tile), chunk_length(lr, plan.lr_tile, plan.p),
-                chunk_begin(ref, plan.ref_tile), chunk_length(ref, plan.ref_tile, plan.j)};
+    return Tile{chunk_begin(lr, lr_tile), chunk_length(lr, lr_tile, p), chunk_begin(ref, ref_tile),
+                chunk_length(ref, ref_tile, j)};
 }
 
-inline int gram_lr_tile_count(const Plan& plan) { return chunk_count(plan.p, plan.gram_lr_tile); }
-inline int gram_ref_tile_count(const Plan& plan) { return chunk_count(plan.j, plan.gram_ref_tile); }
-inline int gram_tile_count(const Plan& plan) { return gram_lr_tile_count(plan) * gram_ref_tile_count(plan); }
-
-// Gram tile t: LR tiles outer, Ref tiles inner in increasing order (the merge order).
+inline int ref_tile_count(const Plan& plan) { return chunk_count(plan.j, plan.ref_tile); }
+inline int tile_count(const Plan& plan) { return tiles_of(plan.p, plan.j, plan.lr_tile, plan.ref_tile); }
+inline Tile plan_tile(const Plan& plan, int t) {
+    return tile_of(plan.p, plan.j, plan.lr_tile, plan.ref_tile, t);
+}
+inline int gram_tile_count(const Plan& plan) {
+    return tiles_of(plan.p, plan.j, plan.gram_lr_tile, plan.gram_ref_tile);
+}
 inline Tile plan_gram_tile(const Plan& plan, int t) {
-    const int refs = gram_ref_tile_count(plan);
-    const int lr = t / refs;
-    const int ref = t - lr * refs;
-    return Tile{chunk_begin(lr, plan.gram_lr_tile), chunk_length(lr, plan.gram_lr_tile, plan.p),
-                chunk_begin(ref, plan.gram_ref_tile), chunk_length(ref, plan.gram_ref_tile, plan.j)};
+    return tile_of(plan.p, plan.j, plan.gram_lr_tile, plan.gram_ref_tile, t);
 }
 
 // The tile's Gram block (ldg apart, column per padded LR pixel) = kf_rows^T * qf_cols with kf

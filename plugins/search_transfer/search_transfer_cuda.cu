@@ -79,12 +79,7 @@ __global__ void inverse_norms_kernel(const float* energy, int h, int w, float* i
     if (position >= h * w) return;
     int y, x;
     grid_position(position, w, &y, &x);
-    float total = 0.0f;
-    for (int i = 0; i < kPatchArea; ++i) {
-        const int pixel = window_pixel(i, y, x, h, w);
-        if (pixel >= 0) total += energy[pixel];
-    }
-    inv[position] = 1.0f / fmaxf(sqrtf(total), TTSR_ST_NORM_EPS);
+    inv[position] = 1.0f / patch_norm(energy, y, x, h, w);
 }
 
 // Gram path: folds one Gram block into the keys of the tile's LR positions
@@ -181,14 +176,7 @@ __global__ void normalise_kernel(const T* map, const float* energy, int d, int h
     const bool active = column0 + lane < count;
     int y = 0, x = 0;
     if (active) grid_position(column0 + lane, w, &y, &x);
-    if (row == 0) {
-        float total = 0.0f;
-        for (int i = 0; active && i < kPatchArea; ++i) {
-            const int pixel = window_pixel(i, y, x, h, w);
-            if (pixel >= 0) total += energy[pixel];
-        }
-        denominator[lane] = fmaxf(sqrtf(total), TTSR_ST_NORM_EPS);
-    }
+    if (row == 0) denominator[lane] = active ? patch_norm(energy, y, x, h, w) : TTSR_ST_NORM_EPS;
     __syncthreads();
     for (int i = row; i < kNormTile; i += kNormRows) {
         const int e = e0 + i;
