@@ -252,8 +252,8 @@ TTSR_ST_API int ttsr_st_emu_gram_search(const float* q, const float* k, int ck, 
     for (int t = 0; t < gram_tile_count(plan); ++t) {
         const GramPass pass = plan_gram_pass(plan, plan_gram_tile(plan, t), min_blocks);
         if (size_t(pass.ldg) * pass.cols > gram.size() || pass.rows > pass.ldg) return -2;
-        emulate_gemm(gram_gemm(plan, pass), kf.data() + gram_ref_operand_offset(plan, pass),
-                     qf.data() + gram_lr_operand_offset(plan, pass), gram.data());
+        emulate_gemm(gram_gemm(plan, pass), kf.data() + operand_offset(pass.r0, plan.ck),
+                     qf.data() + operand_offset(pass.c0, plan.ck), gram.data());
         emulate_gram_argmax(gram.data(), pass, inv_q.data(), inv_k.data(), keys);
     }
     return gram_tile_count(plan);

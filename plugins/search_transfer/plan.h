@@ -10,8 +10,8 @@
 // * Patch tiles, for the CUDA patch paths (cuBLASLt GEMM or fused FP16 kernel
 //   over normalised 9 * ck patches): per image, normalise the patches of all p
 //   LR and j Ref positions into qn and kn; for t in [0, tile_count(plan)):
-//   GEMM with A = kn + ref_operand_offset(plan, tile), B = qn +
-//   lr_operand_offset(plan, tile), C = rel, then fold rel into the argmax.
+//   relevance_gemm with A = kn + operand_offset(tile.ref_first, d), B = qn +
+//   operand_offset(tile.lr_first, d), C = rel, then fold rel into the argmax.
 // The tile with ref_first == 0 starts an LR range's running maxima and later
 // tiles come in increasing ref_first, so "lowest j wins a tie" (contract.py)
 // holds with a strict comparison across tiles; the CUDA path merges 64-bit
@@ -221,35 +221,28 @@ inline Tile plan_gram_tile(const Plan& plan, int t) {
     return tile_of(plan.p, plan.j, plan.gram_lr_tile, plan.gram_ref_tile, t);
 }
 
-// The tile's Gram block (ldg apart, column per padded LR pixel) = kf_rows^T * qf_cols with kf
-// and qf holding ck values per padded pixel; A and B start at the element offsets below.
-inline GemmArgs gram_gemm(const Plan& plan, const GramPass& pass) {
-    return GemmArgs{GemmOp::T, GemmOp::N, pass.rows, pass.cols, plan.ck, 1.0f,
-                    plan.ck, plan.ck, 0.0f, plan.ldg};
+// C (m x n, ldc) = A^T B for operands holding `depth` values per position (a
+// column each): C's column b holds the dot products of B's position b with A's m
+// positions, contiguous.  The operands start `first * depth` elements in.
+inline GemmArgs positions_gemm(int m, int n, int depth, int ldc) {
+    return GemmArgs{GemmOp::T, GemmOp::N, m, n, depth, 1.0f, depth, depth, 0.0f, ldc};
 }
-inline size_t gram_ref_operand_offset(const Plan& plan, const GramPass& pass) {
-    return size_t(pass.r0) * plan.ck;
-}
-inline size_t gram_lr_operand_offset(const Plan& plan, const GramPass& pass) {
-    return size_t(pass.c0) * plan.ck;
-}
+inline size_t operand_offset(int first, int depth) { return size_t(first) * depth; }
+
+// A tile's Gram block (ldg apart, column per padded LR pixel) = kf^T qf over ck,
+// from padded Ref pixel pass.r0 and padded LR pixel pass.c0 on.
 inline GramPass plan_gram_pass(const Plan& plan, const Tile& tile, int min_blocks) {
     return gram_pass(plan.lr, plan.ref, tile.lr_first, tile.lr_first + tile.lr_len,
                      tile.ref_first, tile.ref_first + tile.ref_len, plan.ldg, min_blocks);
 }
+inline GemmArgs gram_gemm(const Plan& plan, const GramPass& pass) {
+    return positions_gemm(pass.rows, pass.cols, plan.ck, plan.ldg);
+}
 
-// rel (ref_len x lr_len) = kn_tile^T * qn_tile: column p of rel holds
-// <kn_j, qn_p> for the tile's Ref positions j, contiguous, so the argmax scans
-// one column.  A and B start at the element offsets below.
+// A tile's relevance block (ref_len x lr_len, ldr apart) = kn^T qn over d: column p
+// holds <kn_j, qn_p> for the tile's Ref positions j, so the argmax scans one column.
 inline GemmArgs relevance_gemm(const Plan& plan, const Tile& tile) {
-    return GemmArgs{GemmOp::T, GemmOp::N, tile.ref_len, tile.lr_len, plan.d, 1.0f,
-                    plan.d, plan.d, 0.0f, plan.ldr};
-}
-inline size_t ref_operand_offset(const Plan& plan, const Tile& tile) {
-    return size_t(tile.ref_first) * plan.d;
-}
-inline size_t lr_operand_offset(const Plan& plan, const Tile& tile) {
-    return size_t(tile.lr_first) * plan.d;
+    return positions_gemm(tile.ref_len, tile.lr_len, plan.d, plan.ldr);
 }
 
 inline const char* status_string(int status) {

@@ -328,8 +328,8 @@ int score_gram(ttsr_st_context* ctx, const Plan& plan, const Buffers<T>& b, cuda
     for (int t = 0; t < gram_tile_count(plan); ++t) {
         const GramPass pass = plan_gram_pass(plan, plan_gram_tile(plan, t), 2 * ctx->sms);
         if (ctx->gemm.run(gram_gemm(plan, pass), sizeof(T),
-                          b.kn + gram_ref_operand_offset(plan, pass),
-                          b.qn + gram_lr_operand_offset(plan, pass), b.rel, stream) !=
+                          b.kn + operand_offset(pass.r0, plan.ck),
+                          b.qn + operand_offset(pass.c0, plan.ck), b.rel, stream) !=
             CUBLAS_STATUS_SUCCESS) {
             return TTSR_ST_ERR_CUBLAS;
         }
@@ -344,8 +344,8 @@ int score_gemm(ttsr_st_context* ctx, const Plan& plan, const Buffers<T>& b, cuda
     for (int t = 0; t < tile_count(plan); ++t) {
         const Tile tile = plan_tile(plan, t);
         const GemmArgs g = relevance_gemm(plan, tile);
-        if (ctx->gemm.run(g, sizeof(T), b.kn + ref_operand_offset(plan, tile),
-                          b.qn + lr_operand_offset(plan, tile), b.rel, stream) !=
+        if (ctx->gemm.run(g, sizeof(T), b.kn + operand_offset(tile.ref_first, plan.d),
+                          b.qn + operand_offset(tile.lr_first, plan.d), b.rel, stream) !=
             CUBLAS_STATUS_SUCCESS) {
             return TTSR_ST_ERR_CUBLAS;
         }
