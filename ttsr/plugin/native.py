@@ -308,12 +308,15 @@ class CudaSearchTransfer:
 
     def tile_sizes(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
                    budget: int = 0) -> tuple[int, int]:
-        """(LR, Ref) positions per Gram GEMM (the default path's tiles)."""
-        return _tile_sizes(self._lib, shapes, dtype, ref_chunk, budget)
+        """(LR, Ref) positions per GEMM on the path this op was opened with: the Gram tiles for
+        auto and gram, the patch tiles for gemm and fused (ttsr_st_cuda_api.h)."""
+        patch = RELEVANCE_PATHS[self._relevance] in ("gemm", "fused")
+        return _tile_sizes(self._lib, shapes, dtype, ref_chunk, budget,
+                           "ttsr_st_patch_tile_sizes" if patch else "ttsr_st_tile_sizes")
 
     def chunk_size(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
                    budget: int = 0) -> int:
-        """Ref positions per Gram GEMM (the default path's tiles)."""
+        """Ref positions per GEMM on this op's path (:meth:`tile_sizes`)."""
         return self.tile_sizes(shapes, dtype, ref_chunk, budget)[1]
 
     def workspace_size(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
