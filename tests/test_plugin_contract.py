@@ -130,44 +130,56 @@ def test_ref_chunk_caps_the_ref_tile() -> None:
     assert ref_tile == 300 and lr_tile == (64 << 20) // 4 // rel_rows(300) // TILE_ALIGN * TILE_ALIGN
 
 
+PATHS = ["auto", "gemm"]  # the default (Gram) layout and the patch paths' layout (fused lays out as gemm)
+
+
+@pytest.mark.parametrize("relevance", PATHS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 @pytest.mark.parametrize("ref_chunk", [0, 7, 5000])
 @pytest.mark.parametrize("budget", [0, 1, 1 << 20])
-def test_workspace_never_shrinks_as_a_size_grows(dtype: type, ref_chunk: int, budget: int) -> None:
+def test_workspace_never_shrinks_as_a_size_grows(dtype: type, ref_chunk: int, budget: int, relevance: str) -> None:
     # A profile's workspace is sized at its largest shape, so no size may need less when it grows.
     # Adjacent sizes (60, 61) are where a rule that shrinks a tile with the other grid's area breaks.
     lr, ref, channels = (1, 2, 40, 60, 61, 95), (1, 23, 64, 65, 100), (1, 64, 256)
-    sizes = np.array([[[[[native.workspace_size(Shapes(1, ck, h, w, hr, wr, 1, 1, 1), dtype, ref_chunk, budget)
+    sizes = np.array([[[[[native.workspace_size(Shapes(1, ck, h, w, hr, wr, 1, 1, 1), dtype, ref_chunk, budget,
+                                                relevance)
                           for ck in channels] for wr in ref] for hr in ref] for w in lr] for h in lr])
     for axis in range(sizes.ndim):
         assert (np.diff(sizes, axis=axis) >= 0).all(), f"axis {axis}"
     largest = Shapes(1, 256, 95, 95, 100, 100, 1, 1, 1)
-    assert native.workspace_size(largest, dtype, ref_chunk, budget) == sizes.max()
+    assert native.workspace_size(largest, dtype, ref_chunk, budget, relevance) == sizes.max()
 
 
+@pytest.mark.parametrize("relevance", PATHS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
-def test_workspace_never_shrinks_as_the_budget_or_the_cap_grows(dtype: type) -> None:
+def test_workspace_never_shrinks_as_the_budget_or_the_cap_grows(dtype: type, relevance: str) -> None:
     for shapes in (square(40), square(95, 100), Shapes(1, 64, 7, 300, 200, 3, 1, 1, 1)):
-        budgets = [native.workspace_size(shapes, dtype, 0, b) for b in (1, 1 << 16, 1 << 20, 1 << 24, 1 << 30)]
+        budgets = [native.workspace_size(shapes, dtype, 0, b, relevance) for b in (1, 1 << 16, 1 << 20, 1 << 24, 1 << 30)]
         assert budgets == sorted(budgets)
-        caps = [native.workspace_size(shapes, dtype, c, 1 << 20) for c in (1, 7, 128, 5000, 0)]
+        caps = [native.workspace_size(shapes, dtype, c, 1 << 20, relevance) for c in (1, 7, 128, 5000, 0)]
         assert caps == sorted(caps)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 @pytest.mark.parametrize("budget", [0, 64 << 20])
 def test_workspace_grows_linearly_with_area(dtype: type, budget: int) -> None:
-    sizes = {side: native.workspace_size(square(side), dtype, budget=budget) for side in (200, 400, 800, 1600)}
-    for side in (400, 800):
-        # Four times the area: at most four times the workspace (quadratic would be 16x).
-        assert sizes[2 * side] <= 4 * sizes[side]
-    # At 800 the tile block is the budget (at 1600, 64 MiB is below one grid row's Gram block,
-    # which the block never goes under: ~4.8k x 4.8k floats).
-    per_position = (sizes[800] - (budget or native.DEVICE_DEFAULT_BUDGET)) / 800**2
     item = np.dtype(dtype).itemsize
-    # Normalised LR and Ref patches (9 * Ck elements per position each; the Gram path's padded
-    # features fit in them), per-pixel energies, 1 / patch norm of LR and Ref, one 64-bit key.
-    assert per_position == pytest.approx(2 * 9 * 256 * item + 4 + 4 + 4 + 8, rel=1e-4)
+    for relevance in PATHS:
+        sizes = {side: native.workspace_size(square(side), dtype, budget=budget, relevance=relevance)
+                 for side in (200, 400, 800, 1600)}
+        for side in (400, 800):
+            # Four times the area: at most four times the workspace (quadratic would be 16x).
+            assert sizes[2 * side] <= 4 * sizes[side]
+    # At 800 the tile block is the budget (at 1600, 64 MiB is below one grid row's Gram block,
+    # which the block never goes under: ~4.8k x 4.8k floats).  Per position, besides it: the
+    # Gram path's padded LR and Ref features (Ck elements per padded pixel each), energies,
+    # 1 / norm of LR and Ref, a 64-bit key and the argmax; the patch paths' normalised LR and
+    # Ref patches (9 Ck elements per position each), energies and a key.
+    block = budget or native.DEVICE_DEFAULT_BUDGET
+    gram = (native.workspace_size(square(800), dtype, budget=budget) - block) / 800**2
+    assert gram == pytest.approx(2 * 256 * item * (802 / 800) ** 2 + 4 + 8 + 8 + 4, rel=1e-4)
+    patch = (native.workspace_size(square(800), dtype, budget=budget, relevance="gemm") - block) / 800**2
+    assert patch == pytest.approx(2 * 9 * 256 * item + 4 + 8, rel=1e-4)
     assert native.workspace_size(square(100, n=4), dtype) == native.workspace_size(square(100), dtype)
 
 
@@ -175,22 +187,35 @@ def test_workspace_holds_the_plan_buffers() -> None:
     shapes = Shapes(1, 8, 5, 7, 6, 4, 5, 3, 2)
     d, p, j = 72, 35, 24
     for dtype, item in ((np.float32, 4), (np.float16, 2)):
+        # Gram path: padded features of (5 + 2) x (7 + 2) LR and (6 + 2) x (4 + 2) Ref pixels, the
+        # whole Gram block (48 Ref rows, aligned, by 63 LR columns), energies max(p, j), 1 / norms
+        # p + j, 64-bit keys p, argmax p.
+        need = (63 + 48) * 8 * item + 48 * 63 * 4 + max(p, j) * 4 + (p + j) * 4 + p * 8 + p * 4
         size = native.workspace_size(shapes, dtype)
-        # The rel region holds the patch paths' relevance block or the Gram path's block, here
-        # the whole padded grids': Ref (6 + 2) * (4 + 2) rows by LR (5 + 2) * (7 + 2) columns.
-        block = max(rel_rows(j) * p, 48 * 63) * 4
-        # + energies max(p, j), 1 / norms p + j, 64-bit keys p
-        need = d * p * item + d * j * item + block + max(p, j) * 4 + (p + j) * 4 + p * 8
         assert need <= size <= need + 8 * 256
-    # Tiles bound by the budget: the rel block is the budget, the patch buffers are whole.
+        # Patch paths: normalised patches, the relevance block, energies, keys (the argmax reuses qn).
+        need = d * p * item + d * j * item + rel_rows(j) * p * 4 + max(p, j) * 4 + p * 8
+        for relevance in ("gemm", "fused"):
+            size = native.workspace_size(shapes, dtype, relevance=relevance)
+            assert need <= size <= need + 8 * 256
+        assert native.workspace_size(shapes, dtype, relevance="gram") == native.workspace_size(shapes, dtype)
+    # Tiles bound by the budget: the block is the budget, the feature and patch buffers are whole.
     shapes, budget = square(120), 16 << 20
     d, p = 9 * 256, 120 * 120
     for dtype, item in ((np.float32, 4), (np.float16, 2)):
         lr_tile, ref_tile = native.patch_tile_sizes(shapes, dtype, budget=budget)
         assert lr_tile < p and ref_tile < p
-        size = native.workspace_size(shapes, dtype, budget=budget)
-        fixed = 2 * d * p * item + p * 4 + 2 * p * 4 + p * 8
+        size = native.workspace_size(shapes, dtype, budget=budget, relevance="gemm")
+        fixed = 2 * d * p * item + p * 4 + p * 8
         assert fixed + rel_rows(ref_tile) * lr_tile * 4 <= size <= fixed + budget + 8 * 256
+        size = native.workspace_size(shapes, dtype, budget=budget)
+        fixed = 2 * 122 * 122 * 256 * item + p * 4 + 2 * p * 4 + p * 8 + p * 4
+        assert fixed + budget <= size <= fixed + budget + 8 * 256
+
+
+def test_bad_relevance_rejected() -> None:
+    with pytest.raises(ValueError, match="relevance must be one of auto, gemm, fused, gram"):
+        native.workspace_size(square(4), relevance="wmma")
 
 
 def test_bad_budget_rejected() -> None:

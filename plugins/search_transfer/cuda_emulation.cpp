@@ -87,8 +87,7 @@ void emulate_block(const uint16_t* qn, const uint16_t* kn, int d, int p, int j_f
 
 // Per-pixel sums of squares as pixel_energy_kernel forms them: each of the
 // kEnergyRows thread rows sums a fixed channel stride, the rows added in order.
-std::vector<float> emulate_energy(const float* map, int channels, int pixels) {
-    std::vector<float> energy(pixels);
+void emulate_energy(const float* map, int channels, int pixels, float* energy) {
     for (int pixel = 0; pixel < pixels; ++pixel) {
         float total = 0.0f;
         for (int row = 0; row < kEnergyRows; ++row) {
@@ -101,7 +100,6 @@ std::vector<float> emulate_energy(const float* map, int channels, int pixels) {
         }
         energy[pixel] = total;
     }
-    return energy;
 }
 
 // pad_features_kernel: block (bx, by), thread (lane, row) of a (kNormTile,
@@ -140,11 +138,11 @@ void emulate_pad(const float* map, const PaddedGrid& grid, int channels, float* 
 }
 
 // inverse_norms_kernel over every position of an h x w grid.
-void emulate_inverse_norms(const std::vector<float>& energy, int h, int w, float* inv) {
+void emulate_inverse_norms(const float* energy, int h, int w, float* inv) {
     for (int position = 0; position < h * w; ++position) {
         int y, x;
         grid_position(position, w, &y, &x);
-        inv[position] = 1.0f / patch_norm(energy.data(), y, x, h, w);
+        inv[position] = 1.0f / patch_norm(energy, y, x, h, w);
     }
 }
 
@@ -242,20 +240,36 @@ TTSR_ST_API int ttsr_st_emu_gram_search(const float* q, const float* k, int ck, 
                   &plan) != TTSR_ST_OK) {
         return -1;
     }
-    std::vector<float> qf(size_t(plan.lr.pixels()) * ck), kf(size_t(plan.ref.pixels()) * ck);
-    emulate_pad(q, plan.lr, ck, qf.data());
-    emulate_pad(k, plan.ref, ck, kf.data());
-    std::vector<float> inv_q(plan.p), inv_k(plan.j);
-    emulate_inverse_norms(emulate_energy(q, ck, plan.p), h, w, inv_q.data());
-    emulate_inverse_norms(emulate_energy(k, ck, plan.j), hr, wr, inv_k.data());
-    std::vector<float> gram(size_t(plan.ldg) * plan.gram_cols);
+    // One workspace laid out as the kernels lay it out, full of NaN words: regions that
+    // overlapped, or a read before its write, would show in the results.
+    const Layout& layout = workspace_layout(plan, TTSR_ST_RELEVANCE_GRAM);
+    std::vector<float> workspace(layout.bytes / sizeof(float), NAN);
+    const auto at = [&workspace](size_t offset) { return workspace.data() + offset / sizeof(float); };
+    float* qf = at(layout.q);
+    float* kf = at(layout.k);
+    float* energy = at(layout.energy);
+    float* inv_q = at(layout.inv_q);
+    float* inv_k = at(layout.inv_k);
+    float* gram = at(layout.block);
+    auto* running = reinterpret_cast<unsigned long long*>(at(layout.keys));
+    std::copy(keys, keys + plan.p, running);
+    emulate_pad(q, plan.lr, ck, qf);
+    emulate_pad(k, plan.ref, ck, kf);
+    emulate_energy(q, ck, plan.p, energy);
+    emulate_inverse_norms(energy, h, w, inv_q);
+    emulate_energy(k, ck, plan.j, energy);
+    emulate_inverse_norms(energy, hr, wr, inv_k);
     for (int t = 0; t < gram_tile_count(plan); ++t) {
         const GramPass pass = plan_gram_pass(plan, plan_gram_tile(plan, t), min_blocks);
-        if (size_t(pass.ldg) * pass.cols > gram.size() || pass.rows > pass.ldg) return -2;
-        emulate_gemm(gram_gemm(plan, pass), kf.data() + operand_offset(pass.r0, plan.ck),
-                     qf.data() + operand_offset(pass.c0, plan.ck), gram.data());
-        emulate_gram_argmax(gram.data(), pass, inv_q.data(), inv_k.data(), keys);
+        if (size_t(pass.ldg) * pass.cols * sizeof(float) > layout.energy - layout.block ||
+            pass.rows > pass.ldg) {
+            return -2;
+        }
+        emulate_gemm(gram_gemm(plan, pass), kf + operand_offset(pass.r0, plan.ck),
+                     qf + operand_offset(pass.c0, plan.ck), gram);
+        emulate_gram_argmax(gram, pass, inv_q, inv_k, running);
     }
+    std::copy(running, running + plan.p, keys);
     return gram_tile_count(plan);
 }
 
@@ -267,7 +281,9 @@ TTSR_ST_API void ttsr_st_emu_pad_features(const float* map, int channels, int h,
 
 // 1 / max(patch norm, eps) of every position, as the Gram path's kernels compute it.
 TTSR_ST_API void ttsr_st_emu_inverse_norms(const float* map, int channels, int h, int w, float* inv) {
-    ttsr_st::emulate_inverse_norms(ttsr_st::emulate_energy(map, channels, h * w), h, w, inv);
+    std::vector<float> energy(size_t(h) * w);
+    ttsr_st::emulate_energy(map, channels, h * w, energy.data());
+    ttsr_st::emulate_inverse_norms(energy.data(), h, w, inv);
 }
 
 // Gram tiles and block sizes of a plan: out = {lr tile, ref tile, ldg, gram cols,
@@ -306,7 +322,8 @@ TTSR_ST_API void ttsr_st_emu_normalise(const float* map, int channels, int h, in
     using namespace ttsr_st;
     const int pixels = h * w;
     const int d = channels * kPatchArea;
-    const std::vector<float> energy = emulate_energy(map, channels, pixels);
+    std::vector<float> energy(pixels);
+    emulate_energy(map, channels, pixels, energy.data());
     for (int column = 0; column < pixels; ++column) {
         int y, x;
         grid_position(column, w, &y, &x);

@@ -60,19 +60,22 @@ struct Tile {
     int ref_first, ref_len;
 };
 
-// CUDA workspace, per image (images run one after another and reuse it):
-//   qn     (d x p)          patch paths: normalised LR patches, column per position, input dtype;
-//                           Gram path: qf, the padded LR features (ck per padded pixel), which
-//                           fit since (h + 2) * (w + 2) <= 9 * h * w
-//   kn     (d x j)          likewise for Ref (kf)
-//   rel    float32          patch paths: relevance of one tile (ldr x lr_tile, column per LR
-//                           position); Gram path: one tile's Gram block (ldg x gram_cols)
-//   energy (max(p, j))      float32 per-pixel sums of squares over the channels
-//   inv_q (p), inv_k (j)    Gram path: 1 / max(patch norm, eps)
-//   keys   (p)              running max / argmax, one 64-bit key per LR position
-//                           (argmax_key.h); reserved as two aligned float32 columns
-// The host twin lays out its own workspace from the Gram tiles (search_transfer_cpu.cpp).
-// Every part is linear in h*w or hr*wr; rel is bounded by the budget.
+// CUDA workspace of one path, per image (images run one after another and reuse it):
+//   q, k      Gram path: qf / kf, the padded features (ck values per padded pixel, input
+//             dtype); patch paths: qn / kn, the normalised patches (d x p / d x j)
+//   block     float32: the Gram path's Gram block of one tile (ldg x gram_cols), the patch
+//             paths' relevance block (ldr x lr_tile)
+//   energy    (max(p, j)) float32 per-pixel sums of squares over the channels
+//   inv_q, inv_k  (p, j) Gram path: 1 / max(patch norm, eps); none on the patch paths
+//   keys      (p) running max / argmax, one 64-bit key per LR position (argmax_key.h)
+//   best_j    (p) int: the decoded argmax (the patch paths reuse qn, free by then)
+// Offsets in bytes from the workspace's start; every part is linear in h*w or hr*wr, the
+// block bounded by the budget.  The host twin lays out its own (search_transfer_cpu.cpp).
+struct Layout {
+    size_t q = 0, k = 0, block = 0, energy = 0, inv_q = 0, inv_k = 0, keys = 0, best_j = 0;
+    size_t bytes = 0;
+};
+
 struct Plan {
     int ck = 0;        // feature channels of q and k
     int d = 0;         // patch length ck * 9
@@ -85,9 +88,7 @@ struct Plan {
     int gram_lr_tile = 0, gram_ref_tile = 0;  // Gram tiles
     int ldg = 0;        // rows of a Gram block (the largest tile's, aligned)
     int gram_cols = 0;  // columns of the largest tile's Gram block
-    size_t qn_offset = 0, kn_offset = 0, rel_offset = 0, energy_offset = 0;
-    size_t inv_q_offset = 0, inv_k_offset = 0, keys_offset = 0;
-    size_t bytes = 0;
+    Layout gram_layout, patch_layout;
 };
 
 inline size_t align_up(size_t bytes, size_t alignment = kWorkspaceAlignment) {
@@ -183,15 +184,32 @@ inline int make_plan(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_ch
     const size_t gram_bytes =
         size_t(gram_block_elements(out.lr, out.ref, ref_cap, gram_elements)) * sizeof(float);
     const size_t element = element_size(dtype);
-    out.qn_offset = 0;
-    out.kn_offset = out.qn_offset + align_up(size_t(out.d) * out.p * element);
-    out.rel_offset = out.kn_offset + align_up(size_t(out.d) * out.j * element);
-    out.energy_offset = out.rel_offset +
-                        align_up(std::max(rel_block_bytes(out.p, ref_cap, budget), gram_bytes));
-    out.inv_q_offset = out.energy_offset + align_up(size_t(std::max(out.p, out.j)) * sizeof(float));
-    out.inv_k_offset = out.inv_q_offset + align_up(size_t(out.p) * sizeof(float));
-    out.keys_offset = out.inv_k_offset + align_up(size_t(out.j) * sizeof(float));
-    out.bytes = out.keys_offset + 2 * align_up(size_t(out.p) * sizeof(float));
+    const size_t energy = size_t(std::max(out.p, out.j)) * sizeof(float);
+    size_t at = 0;
+    const auto take = [&at](size_t bytes) {
+        const size_t offset = at;
+        at += align_up(bytes);
+        return offset;
+    };
+    Layout& gram = out.gram_layout;
+    gram.q = take(size_t(out.lr.pixels()) * out.ck * element);
+    gram.k = take(size_t(out.ref.pixels()) * out.ck * element);
+    gram.block = take(gram_bytes);
+    gram.energy = take(energy);
+    gram.inv_q = take(size_t(out.p) * sizeof(float));
+    gram.inv_k = take(size_t(out.j) * sizeof(float));
+    gram.keys = take(size_t(out.p) * sizeof(unsigned long long));
+    gram.best_j = take(size_t(out.p) * sizeof(int));
+    gram.bytes = at;
+    at = 0;
+    Layout& patch = out.patch_layout;
+    patch.q = take(size_t(out.d) * out.p * element);
+    patch.k = take(size_t(out.d) * out.j * element);
+    patch.block = take(rel_block_bytes(out.p, ref_cap, budget));
+    patch.energy = take(energy);
+    patch.keys = take(size_t(out.p) * sizeof(unsigned long long));
+    patch.best_j = patch.q;
+    patch.bytes = at;
     *plan = out;
     return TTSR_ST_OK;
 }

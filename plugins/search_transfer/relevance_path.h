@@ -3,6 +3,7 @@
 #pragma once
 
 #include "fused_tiling.h"
+#include "plan.h"
 #include "ttsr_st_cuda_api.h"
 
 namespace ttsr_st {
@@ -15,6 +16,11 @@ inline int relevance_path(ttsr_st_dtype dtype, int d, int requested) {
         return TTSR_ST_RELEVANCE_FUSED;
     }
     return TTSR_ST_RELEVANCE_GEMM;
+}
+
+// The workspace layout of the path relevance_path chose.
+inline const Layout& workspace_layout(const Plan& plan, int path) {
+    return path == TTSR_ST_RELEVANCE_GRAM ? plan.gram_layout : plan.patch_layout;
 }
 
 }  // namespace ttsr_st

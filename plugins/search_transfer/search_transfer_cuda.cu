@@ -284,7 +284,9 @@ void transfer(const T* values, int n, int channels, int f, const int* best_j,
 
 // The workspace as plan.h lays it out.  keys hold one 64-bit key per LR position
 // while scoring; once scored, qn is free and takes best_j.
-// The Gram path keeps its padded features in qn / kn and its Gram block in rel.
+// The workspace as the path's layout (plan.h) places it: q / k hold the padded
+// features on the Gram path and the normalised patches on the patch paths, rel
+// the Gram or the relevance block.
 template <typename T>
 struct Buffers {
     T* qn;
@@ -296,15 +298,15 @@ struct Buffers {
     unsigned long long* keys;
     int* best_j;
 
-    Buffers(const Plan& plan, char* workspace)
-        : qn(reinterpret_cast<T*>(workspace + plan.qn_offset)),
-          kn(reinterpret_cast<T*>(workspace + plan.kn_offset)),
-          rel(reinterpret_cast<float*>(workspace + plan.rel_offset)),
-          energy(reinterpret_cast<float*>(workspace + plan.energy_offset)),
-          inv_q(reinterpret_cast<float*>(workspace + plan.inv_q_offset)),
-          inv_k(reinterpret_cast<float*>(workspace + plan.inv_k_offset)),
-          keys(reinterpret_cast<unsigned long long*>(workspace + plan.keys_offset)),
-          best_j(reinterpret_cast<int*>(workspace + plan.qn_offset)) {}
+    Buffers(const Layout& layout, char* workspace)
+        : qn(reinterpret_cast<T*>(workspace + layout.q)),
+          kn(reinterpret_cast<T*>(workspace + layout.k)),
+          rel(reinterpret_cast<float*>(workspace + layout.block)),
+          energy(reinterpret_cast<float*>(workspace + layout.energy)),
+          inv_q(reinterpret_cast<float*>(workspace + layout.inv_q)),
+          inv_k(reinterpret_cast<float*>(workspace + layout.inv_k)),
+          keys(reinterpret_cast<unsigned long long*>(workspace + layout.keys)),
+          best_j(reinterpret_cast<int*>(workspace + layout.best_j)) {}
 };
 
 // Gram path, per image and grid: padded features and inverse patch norms.
@@ -396,7 +398,7 @@ template <typename T>
 int enqueue(ttsr_st_context* ctx, const ttsr_st_shape& s, const Plan& plan, int path,
             const T* q, const T* k, const T* v3, const T* v2, const T* v1, T* out_s, T* t3,
             T* t2, T* t1, char* workspace, cudaStream_t stream) {
-    const Buffers<T> b(plan, workspace);
+    const Buffers<T> b(workspace_layout(plan, path), workspace);
     const size_t lr = size_t(plan.p);
     const size_t ref = size_t(plan.j);
     const int key_threads = threads_per_block(plan.p, ctx->sms);

@@ -57,15 +57,18 @@ TTSR_ST_API int ttsr_st_tile_sizes(const ttsr_st_shape* shape, ttsr_st_dtype dty
 TTSR_ST_API int ttsr_st_patch_tile_sizes(const ttsr_st_shape* shape, ttsr_st_dtype dtype,
                                          int ref_chunk, size_t workspace_budget, int* lr_tile,
                                          int* ref_tile);
-/* Device workspace bytes for ttsr_st_enqueue; linear in h*w and hr*wr for a
+/* Device workspace bytes for ttsr_st_enqueue on a context of the default
+ * relevance path (ttsr_st_cuda_api.h; ttsr_st_path_workspace_size for the
+ * others); linear in h*w and hr*wr for a
  * fixed budget, independent of n, and non-decreasing in every size (h, w, hr,
  * wr, ck), in ref_chunk > 0 (0 counts as the largest) and in the budget, so the
  * largest shape of a range needs the most.  0 for invalid arguments. */
 TTSR_ST_API size_t ttsr_st_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
                                           size_t workspace_budget);
 /* Enqueues the op on cuda_stream (NULL = legacy default stream); all pointers
- * are device pointers, workspace holds ttsr_st_workspace_size bytes for the
- * same ref_chunk and budget.  Returns TTSR_ST_OK or an error code. */
+ * are device pointers, workspace holds ttsr_st_path_workspace_size bytes for
+ * the same ref_chunk, budget and the context's relevance path
+ * (ttsr_st_workspace_size for the default).  Returns TTSR_ST_OK or an error code. */
 TTSR_ST_API int ttsr_st_enqueue(ttsr_st_context* ctx, const ttsr_st_shape* shape, ttsr_st_dtype dtype,
                                 int ref_chunk, size_t workspace_budget, const void* q, const void* k,
                                 const void* v3, const void* v2, const void* v1, void* s, void* t3,

@@ -36,6 +36,12 @@ enum {
 
 /* Sets the path for later enqueues on ctx; TTSR_ST_ERR_ARGUMENT for an unknown path. */
 TTSR_ST_API int ttsr_st_context_set_relevance(ttsr_st_context* ctx, int path);
+/* Workspace bytes ttsr_st_enqueue needs on a context set to relevance `path`
+ * (the paths lay out different buffers: the patch paths' normalised patches
+ * take 9x the Gram path's padded features); as ttsr_st_workspace_size
+ * otherwise, which is this for TTSR_ST_RELEVANCE_AUTO.  0 for invalid arguments. */
+TTSR_ST_API size_t ttsr_st_path_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype,
+                                               int ref_chunk, size_t workspace_budget, int path);
 /* The path (GRAM, GEMM or FUSED) ttsr_st_enqueue takes on ctx for these arguments;
  * 0 for invalid arguments. */
 TTSR_ST_API int ttsr_st_context_relevance(const ttsr_st_context* ctx, const ttsr_st_shape* shape,

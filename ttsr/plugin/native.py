@@ -95,6 +95,7 @@ def _open(path: Path, fix: str) -> ctypes.CDLL:
     _declare(lib, "ttsr_st_tile_sizes", [_SHAPE_P, _INT, _INT, _SIZE, _INT_P, _INT_P], _INT)
     _declare(lib, "ttsr_st_patch_tile_sizes", [_SHAPE_P, _INT, _INT, _SIZE, _INT_P, _INT_P], _INT)
     _declare(lib, "ttsr_st_workspace_size", [_SHAPE_P, _INT, _INT, _SIZE], _SIZE)
+    _declare(lib, "ttsr_st_path_workspace_size", [_SHAPE_P, _INT, _INT, _SIZE, _INT], _SIZE)
     _declare(lib, "ttsr_st_status_string", [_INT], ctypes.c_char_p)
     return lib
 
@@ -203,9 +204,19 @@ def chunk_size(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: i
 
 
 def workspace_size(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
-                   budget: int = 0) -> int:
-    """Device workspace bytes of one call of the CUDA kernels; independent of the batch."""
-    return _workspace_size(cpu_library().ttsr_st_workspace_size, shapes, dtype, ref_chunk, budget)
+                   budget: int = 0, relevance: str = "auto") -> int:
+    """Device workspace bytes of one call of the CUDA kernels on the ``relevance`` path (auto: the
+    default, what the TensorRT plugin runs); independent of the batch."""
+    return _path_workspace_size(cpu_library(), shapes, dtype, ref_chunk, budget, relevance)
+
+
+def _path_workspace_size(lib: ctypes.CDLL, shapes: Shapes, dtype: np.dtype | type, ref_chunk: int, budget: int,
+                         relevance: str) -> int:
+    if relevance not in RELEVANCE_PATHS:
+        raise ValueError(f"{OP_TYPE}: relevance must be one of {', '.join(RELEVANCE_PATHS)}, got {relevance!r}")
+    path = RELEVANCE_PATHS.index(relevance)
+    return _workspace_size(lambda *args: lib.ttsr_st_path_workspace_size(*args, path), shapes, dtype, ref_chunk,
+                           budget)
 
 
 def cpu_workspace_size(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
@@ -321,8 +332,9 @@ class CudaSearchTransfer:
 
     def workspace_size(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
                        budget: int = 0) -> int:
-        """Device workspace bytes for :meth:`enqueue` with the same ``ref_chunk`` and ``budget``."""
-        return _workspace_size(self._lib.ttsr_st_workspace_size, shapes, dtype, ref_chunk, budget)
+        """Device workspace bytes for :meth:`enqueue` with the same ``ref_chunk`` and ``budget`` on
+        the path this op was opened with."""
+        return _path_workspace_size(self._lib, shapes, dtype, ref_chunk, budget, RELEVANCE_PATHS[self._relevance])
 
     def enqueue(self, shapes: Shapes, dtype: np.dtype | type, ref_chunk: int, inputs: Sequence[int],
                 outputs: Sequence[int], workspace: int, stream: int = 0, budget: int = 0) -> None:
