@@ -282,11 +282,10 @@ void transfer(const T* values, int n, int channels, int f, const int* best_j,
                                                              s.hr, s.wr, outs + size_t(n) * total);
 }
 
-// The workspace as plan.h lays it out.  keys hold one 64-bit key per LR position
-// while scoring; once scored, qn is free and takes best_j.
 // The workspace as the path's layout (plan.h) places it: q / k hold the padded
 // features on the Gram path and the normalised patches on the patch paths, rel
-// the Gram or the relevance block.
+// the Gram or the relevance block; keys hold one 64-bit key per LR position
+// while scoring, best_j the decoded argmax after it.
 template <typename T>
 struct Buffers {
     T* qn;
