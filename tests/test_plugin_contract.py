@@ -177,7 +177,7 @@ def test_workspace_grows_linearly_with_area(dtype: type, budget: int) -> None:
     # Ref patches (9 Ck elements per position each), energies and a key.
     block = budget or native.DEVICE_DEFAULT_BUDGET
     gram = (native.workspace_size(square(800), dtype, budget=budget) - block) / 800**2
-    assert gram == pytest.approx(2 * 256 * item * (802 / 800) ** 2 + 4 + 8 + 8 + 4, rel=1e-4)
+    assert gram == pytest.approx(2 * 256 * item * (802**2 + 15) / 800**2 + 4 + 8 + 8 + 4, rel=1e-4)
     patch = (native.workspace_size(square(800), dtype, budget=budget, relevance="gemm") - block) / 800**2
     assert patch == pytest.approx(2 * 9 * 256 * item + 4 + 8, rel=1e-4)
     assert native.workspace_size(square(100, n=4), dtype) == native.workspace_size(square(100), dtype)
@@ -187,10 +187,10 @@ def test_workspace_holds_the_plan_buffers() -> None:
     shapes = Shapes(1, 8, 5, 7, 6, 4, 5, 3, 2)
     d, p, j = 72, 35, 24
     for dtype, item in ((np.float32, 4), (np.float16, 2)):
-        # Gram path: padded features of (5 + 2) x (7 + 2) LR and (6 + 2) x (4 + 2) Ref pixels, the
-        # whole Gram block (48 Ref rows, aligned, by 63 LR columns), energies max(p, j), 1 / norms
-        # p + j, 64-bit keys p, argmax p.
-        need = (63 + 48) * 8 * item + 48 * 63 * 4 + max(p, j) * 4 + (p + j) * 4 + p * 8 + p * 4
+        # Gram path: padded features of (5 + 2) x (7 + 2) LR and (6 + 2) x (4 + 2) Ref pixels, each
+        # with 15 more for the GEMM's 16-aligned block, the whole Gram block (48 Ref rows by 63 LR
+        # columns, both aligned to 16), energies max(p, j), 1 / norms p + j, 64-bit keys p, argmax p.
+        need = (63 + 15 + 48 + 15) * 8 * item + 48 * 64 * 4 + max(p, j) * 4 + (p + j) * 4 + p * 8 + p * 4
         size = native.workspace_size(shapes, dtype)
         assert need <= size <= need + 8 * 256
         # Patch paths: normalised patches, the relevance block, energies, keys (the argmax reuses qn).
@@ -209,7 +209,7 @@ def test_workspace_holds_the_plan_buffers() -> None:
         fixed = 2 * d * p * item + p * 4 + p * 8
         assert fixed + rel_rows(ref_tile) * lr_tile * 4 <= size <= fixed + budget + 8 * 256
         size = native.workspace_size(shapes, dtype, budget=budget)
-        fixed = 2 * 122 * 122 * 256 * item + p * 4 + 2 * p * 4 + p * 8 + p * 4
+        fixed = 2 * (122 * 122 + 15) * 256 * item + p * 4 + 2 * p * 4 + p * 8 + p * 4
         assert fixed + budget <= size <= fixed + budget + 8 * 256
 
 

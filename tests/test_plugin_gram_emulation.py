@@ -141,10 +141,11 @@ def test_padding_transpose_and_inverse_norms(emu: ctypes.CDLL) -> None:
     rng = np.random.default_rng(2)
     for ck, h, w in ((3, 4, 5), (40, 7, 33), (1, 1, 1)):
         x = rng.standard_normal((ck, h, w)).astype(np.float32)
-        padded = np.zeros(((h + 2) * (w + 2), ck), np.float32)
+        # The padded grid, then 15 zero pixels: room for the GEMM's 16-aligned block past the last pixel.
+        padded = np.full(((h + 2) * (w + 2) + 15, ck), np.nan, np.float32)
         emu.ttsr_st_emu_pad_features(x.ctypes.data, ck, h, w, padded.ctypes.data)
         expected = np.pad(x, ((0, 0), (1, 1), (1, 1))).reshape(ck, -1).T
-        np.testing.assert_array_equal(padded, expected)
+        np.testing.assert_array_equal(padded, np.concatenate([expected, np.zeros((15, ck), np.float32)]))
         inv = np.zeros(h * w, np.float32)
         emu.ttsr_st_emu_inverse_norms(x.ctypes.data, ck, h, w, inv.ctypes.data)
         norms = F.unfold(torch.from_numpy(x).double()[None], 3, padding=1)[0].norm(dim=0).numpy()
@@ -171,10 +172,10 @@ def test_gram_tiles_fit_the_budget_and_take_whole_rows(emu: ctypes.CDLL, budget:
         p, j = h * w, hr * wr
         limit = (budget or native.DEVICE_DEFAULT_BUDGET) // 4
         block = plan["ldg"] * plan["cols"]
-        row_block = -(-extent(wr, hr, wr) // 16) * 16 * extent(w, h, w)  # one grid row a side
+        row_block = -(-extent(wr, hr, wr) // 16) * 16 * -(-extent(w, h, w) // 16) * 16  # one grid row a side
         assert block <= plan["reserved"] and block <= max(limit, row_block), (h, w, hr, wr)
         assert plan["ldg"] % 16 == 0 and plan["ldg"] >= extent(plan["ref_tile"], hr, wr)
-        assert plan["cols"] == extent(plan["lr_tile"], h, w)
+        assert plan["cols"] == -(-extent(plan["lr_tile"], h, w) // 16) * 16
         for tile, total, width in ((plan["lr_tile"], p, w), (plan["ref_tile"], j, wr)):
             assert width <= tile <= total
             assert tile == total or tile % width == 0  # whole grid rows

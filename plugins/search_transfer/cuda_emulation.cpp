@@ -105,7 +105,7 @@ void emulate_energy(const float* map, int channels, int pixels, float* energy) {
 // pad_features_kernel: block (bx, by), thread (lane, row) of a (kNormTile,
 // kNormRows) block, through the block's shared tile.
 void emulate_pad(const float* map, const PaddedGrid& grid, int channels, float* out) {
-    const int pixels = grid.pixels();
+    const int pixels = gram_operand_pixels(grid);
     float tile[kNormTile][kNormTile + 1];
     for (long long bx = pad_blocks_x(pixels) - 1; bx >= 0; --bx) {
         for (long long by = pad_blocks_y(channels) - 1; by >= 0; --by) {
@@ -182,12 +182,15 @@ void emulate_gram_argmax(const float* gram, const GramPass& g, const float* inv_
                 for (int thread = 0; thread < kGramThreads; ++thread) {
                     if (thread >= kGramStageThreads) continue;
                     const int stage_row = thread % kGramHalo;
-                    for (int column = thread / kGramHalo; column < kGramStageColumns;
-                         column += kGramStageGroups) {
-                        const int slice = column / kGramHalo;
-                        const int b = column - slice * kGramHalo;
-                        stage[gram_stage_slot(slice, b, stage_row)] =
-                            gram_stage_entry(gram, g, ref_pixel0, lr_pixel0, slice, b, stage_row);
+                    for (int batch = 0; batch < kGramStageBatches; ++batch) {
+                        for (int i = 0; i < kGramStageBatch; ++i) {
+                            const int column = gram_stage_column(thread / kGramHalo, batch, i);
+                            if (column >= kGramStageColumns) continue;
+                            const int slice = column / kGramHalo;
+                            const int b = column - slice * kGramHalo;
+                            stage[gram_stage_slot(slice, b, stage_row)] =
+                                gram_stage_entry(gram, g, ref_pixel0, lr_pixel0, slice, b, stage_row);
+                        }
                     }
                 }
                 for (int thread = 0; thread < kGramThreads; ++thread) {
@@ -261,11 +264,14 @@ TTSR_ST_API int ttsr_st_emu_gram_search(const float* q, const float* k, int ck, 
     emulate_inverse_norms(energy, hr, wr, inv_k);
     for (int t = 0; t < gram_tile_count(plan); ++t) {
         const GramPass pass = plan_gram_pass(plan, plan_gram_tile(plan, t), min_blocks);
-        if (size_t(pass.ldg) * pass.cols * sizeof(float) > layout.energy - layout.block ||
-            pass.rows > pass.ldg) {
+        const GemmArgs gemm = gram_gemm(plan, pass);
+        if (size_t(gemm.ldc) * gemm.n * sizeof(float) > layout.energy - layout.block ||
+            gemm.m > gemm.ldc ||
+            size_t(pass.r0 + gemm.m) * ck * sizeof(float) > layout.block - layout.k ||
+            size_t(pass.c0 + gemm.n) * ck * sizeof(float) > layout.k - layout.q) {
             return -2;
         }
-        emulate_gemm(gram_gemm(plan, pass), kf + operand_offset(pass.r0, plan.ck),
+        emulate_gemm(gemm, kf + operand_offset(pass.r0, plan.ck),
                      qf + operand_offset(pass.c0, plan.ck), gram);
         emulate_gram_argmax(gram, pass, inv_q, inv_k, running);
     }

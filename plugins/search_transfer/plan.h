@@ -87,7 +87,7 @@ struct Plan {
     PaddedGrid lr{}, ref{};
     int gram_lr_tile = 0, gram_ref_tile = 0;  // Gram tiles
     int ldg = 0;        // rows of a Gram block (the largest tile's, aligned)
-    int gram_cols = 0;  // columns of the largest tile's Gram block
+    int gram_cols = 0;  // columns of the largest tile's Gram block (aligned)
     Layout gram_layout, patch_layout;
 };
 
@@ -180,7 +180,7 @@ inline int make_plan(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_ch
     choose_gram_tiles(out.lr, out.p, out.ref, ref_cap, gram_elements, &out.gram_lr_tile,
                       &out.gram_ref_tile);
     out.ldg = static_cast<int>(gram_rows(out.ref, out.gram_ref_tile));
-    out.gram_cols = gram_extent(out.lr, out.gram_lr_tile);
+    out.gram_cols = static_cast<int>(gram_cols(out.lr, out.gram_lr_tile));
     const size_t gram_bytes =
         size_t(gram_block_elements(out.lr, out.ref, ref_cap, gram_elements)) * sizeof(float);
     const size_t element = element_size(dtype);
@@ -192,8 +192,8 @@ inline int make_plan(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_ch
         return offset;
     };
     Layout& gram = out.gram_layout;
-    gram.q = take(size_t(out.lr.pixels()) * out.ck * element);
-    gram.k = take(size_t(out.ref.pixels()) * out.ck * element);
+    gram.q = take(size_t(gram_operand_pixels(out.lr)) * out.ck * element);
+    gram.k = take(size_t(gram_operand_pixels(out.ref)) * out.ck * element);
     gram.block = take(gram_bytes);
     gram.energy = take(energy);
     gram.inv_q = take(size_t(out.p) * sizeof(float));
@@ -254,7 +254,8 @@ inline GramPass plan_gram_pass(const Plan& plan, const Tile& tile, int min_block
                      tile.ref_first, tile.ref_first + tile.ref_len, plan.ldg, min_blocks);
 }
 inline GemmArgs gram_gemm(const Plan& plan, const GramPass& pass) {
-    return positions_gemm(pass.rows, pass.cols, plan.ck, plan.ldg);
+    return positions_gemm(static_cast<int>(gram_aligned(pass.rows)),
+                          static_cast<int>(gram_aligned(pass.cols)), plan.ck, plan.ldg);
 }
 
 // A tile's relevance block (ref_len x lr_len, ldr apart) = kn^T qn over d: column p

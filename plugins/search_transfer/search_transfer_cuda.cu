@@ -44,8 +44,9 @@ __device__ __forceinline__ float load(__half value) { return __half2float(value)
 __device__ __forceinline__ void store(float value, float* out) { *out = value; }
 __device__ __forceinline__ void store(float value, __half* out) { *out = __float2half_rn(value); }
 
-// Gram path: the (channels, h, w) map into out (padded pixels x channels,
-// pixel-major: the K-major GEMM operand), border pixels zero.  A block moves
+// Gram path: the (channels, h, w) map into out (gram_operand_pixels x
+// channels, pixel-major: the K-major GEMM operand), border pixels and the
+// operand's tail zero.  A block moves
 // kNormTile padded pixels x kNormTile channels through shared memory, so that
 // reads are coalesced along pixels and writes along channels.
 template <typename T>
@@ -54,7 +55,7 @@ __global__ void pad_features_kernel(const T* map, PaddedGrid grid, int channels,
     const int lane = threadIdx.x;
     const int pixel0 = blockIdx.x * kNormTile;
     const int channel0 = blockIdx.y * kNormTile;
-    const int pixels = grid.pixels();
+    const int pixels = gram_operand_pixels(grid);
     const int source = pixel0 + lane < pixels ? grid.source(pixel0 + lane) : -1;
     for (int i = threadIdx.y; i < kNormTile; i += kNormRows) {
         const int c = channel0 + i;
@@ -88,8 +89,8 @@ __global__ void inverse_norms_kernel(const float* energy, int h, int w, float* i
 // best (value, j) in registers (better_match: the contract's tie rule) and
 // merges it as a key with atomicMax at the end.
 __global__ void __launch_bounds__(kGramThreads)
-    gram_argmax_kernel(const float* gram, GramPass g, const float* inv_q, const float* inv_k,
-                       unsigned long long* keys) {
+    gram_argmax_kernel(const float* __restrict__ gram, GramPass g, const float* inv_q,
+                       const float* inv_k, unsigned long long* keys) {
     __shared__ float stage[kGramStage];
     const int lane = threadIdx.x % kWarpSize;
     const int warp = threadIdx.x / kWarpSize;
@@ -98,6 +99,7 @@ __global__ void __launch_bounds__(kGramThreads)
     const int position = gram_position(g.lr, g.lr_first, g.lr_end, y0 + warp, x0 + lane);
     const float scale = position >= 0 ? inv_q[position] : 0.0f;
     const int stage_row = threadIdx.x % kGramHalo;
+    const int stage_group = threadIdx.x / kGramHalo;
     float best = -INFINITY;
     int best_j = 0;
     const int end = gram_split_begin(blockIdx.y + 1, g.splits, g.steps);
@@ -108,12 +110,25 @@ __global__ void __launch_bounds__(kGramThreads)
         gram_stage_origin(g, y0, x0, m, c0, &ref_pixel0, &lr_pixel0);
         __syncthreads();  // the previous step's stage is read
         if (threadIdx.x < kGramStageThreads) {
-            for (int column = threadIdx.x / kGramHalo; column < kGramStageColumns;
-                 column += kGramStageGroups) {
-                const int slice = column / kGramHalo;
-                const int b = column - slice * kGramHalo;
-                stage[gram_stage_slot(slice, b, stage_row)] =
-                    gram_stage_entry(gram, g, ref_pixel0, lr_pixel0, slice, b, stage_row);
+            for (int batch = 0; batch < kGramStageBatches; ++batch) {
+                float loaded[kGramStageBatch];
+#pragma unroll
+                for (int i = 0; i < kGramStageBatch; ++i) {
+                    const int column = gram_stage_column(stage_group, batch, i);
+                    const int slice = column / kGramHalo;
+                    loaded[i] = column < kGramStageColumns
+                                    ? gram_stage_entry(gram, g, ref_pixel0, lr_pixel0, slice,
+                                                       column - slice * kGramHalo, stage_row)
+                                    : 0.0f;
+                }
+#pragma unroll
+                for (int i = 0; i < kGramStageBatch; ++i) {
+                    const int column = gram_stage_column(stage_group, batch, i);
+                    const int slice = column / kGramHalo;
+                    if (column < kGramStageColumns) {
+                        stage[gram_stage_slot(slice, column - slice * kGramHalo, stage_row)] = loaded[i];
+                    }
+                }
             }
         }
         __syncthreads();
@@ -124,6 +139,7 @@ __global__ void __launch_bounds__(kGramThreads)
         const int j0 = r * g.ref.w + c0;
         // Lane l holds 1 / norm of the step's Ref column l; column c's comes by shuffle.
         const float inv_lane = lane >= lo && lane < hi ? inv_k[j0 + lane] : 0.0f;
+#pragma unroll 4
         for (int column = lo; column < hi; ++column) {
             const float inv = __shfl_sync(0xffffffffu, inv_lane, column);
             const float value = gram_patch_sum(stage, warp, lane, column) * inv * scale;
@@ -318,7 +334,7 @@ void prepare_gram(const T* map, int channels, const PaddedGrid& grid, float* ene
     const int threads = threads_per_block(count, sms);
     inverse_norms_kernel<<<grid_of(blocks_for(count, threads)), threads, 0, stream>>>(
         energy, grid.h, grid.w, inv);
-    pad_features_kernel<T><<<dim3(grid_of(pad_blocks_x(grid.pixels())),
+    pad_features_kernel<T><<<dim3(grid_of(pad_blocks_x(gram_operand_pixels(grid))),
                                   grid_of(pad_blocks_y(channels))),
                              dim3(kNormTile, kNormRows), 0, stream>>>(map, grid, channels,
                                                                        features);
