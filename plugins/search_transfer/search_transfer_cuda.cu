@@ -30,6 +30,11 @@
 struct ttsr_st_context {
     ttsr_st::RelevanceGemm gemm;
     int sms = 1;
+    // Gram argmax blocks the whole GPU holds at once: its launches ask for two
+    // such waves, since the kernel waits on its staging loads and needs every
+    // resident block to hide them (on an H200, asking for twice the SM count
+    // launched 300 blocks for 528 slots: 114 ms at LR = Ref 384 FP16).
+    int gram_resident = 1;
     int relevance = TTSR_ST_RELEVANCE_AUTO;
 };
 
@@ -343,7 +348,7 @@ void prepare_gram(const T* map, int channels, const PaddedGrid& grid, float* ene
 template <typename T>
 int score_gram(ttsr_st_context* ctx, const Plan& plan, const Buffers<T>& b, cudaStream_t stream) {
     for (int t = 0; t < gram_tile_count(plan); ++t) {
-        const GramPass pass = plan_gram_pass(plan, plan_gram_tile(plan, t), 2 * ctx->sms);
+        const GramPass pass = plan_gram_pass(plan, plan_gram_tile(plan, t), 2 * ctx->gram_resident);
         if (ctx->gemm.run(gram_gemm(plan, pass), sizeof(T),
                           b.kn + operand_offset(pass.r0, plan.ck),
                           b.qn + operand_offset(pass.c0, plan.ck), b.rel, stream) !=
@@ -448,10 +453,14 @@ int ttsr_st_context_create(ttsr_st_context** out) {
     *out = nullptr;
     int device = 0;
     ttsr_st_context probe;
+    int gram_per_sm = 0;
     if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&probe.sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+        cudaDeviceGetAttribute(&probe.sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&gram_per_sm, ttsr_st::gram_argmax_kernel,
+                                                      ttsr_st::kGramThreads, 0) != cudaSuccess) {
         return TTSR_ST_ERR_CUDA;
     }
+    probe.gram_resident = probe.sms * (gram_per_sm > 0 ? gram_per_sm : 1);
     ttsr_st_context* ctx = new (std::nothrow) ttsr_st_context(probe);
     if (ctx == nullptr) return TTSR_ST_ERR_ARGUMENT;
     if (!ctx->gemm.create()) {
