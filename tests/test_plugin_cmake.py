@@ -14,7 +14,7 @@ from ttsr.plugin import native
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ABI_FUNCTIONS = ("ttsr_st_context_create", "ttsr_st_context_destroy", "ttsr_st_tile_sizes",
-                 "ttsr_st_patch_tile_sizes", "ttsr_st_path_workspace_size",
+                 "ttsr_st_path_tile_sizes", "ttsr_st_path_workspace_size",
                  "ttsr_st_workspace_size", "ttsr_st_enqueue", "ttsr_st_status_string",
                  "ttsr_st_context_set_relevance", "ttsr_st_context_relevance")
 

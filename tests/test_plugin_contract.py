@@ -94,7 +94,7 @@ def test_tiles_are_aligned_and_fit_the_budget(dtype: type) -> None:
     for side, ref_side, budget in TILING_CASES:
         shapes = square(side, ref_side)
         p, j = side * side, ref_side * ref_side
-        lr_tile, ref_tile = native.patch_tile_sizes(shapes, dtype, budget=budget)
+        lr_tile, ref_tile = native.tile_sizes(shapes, dtype, budget=budget, relevance="gemm")
         assert 1 <= lr_tile <= p and 1 <= ref_tile <= j
         # Multiples of 128 positions unless a tile covers its whole grid.
         assert lr_tile == p or lr_tile % TILE_ALIGN == 0, (side, ref_side, budget, lr_tile)
@@ -113,20 +113,20 @@ def test_tiles_are_aligned_and_fit_the_budget(dtype: type) -> None:
 
 
 def test_default_device_budget_gives_few_large_gemms() -> None:
-    assert native.patch_tile_sizes(square(120)) == (120 * 120, 120 * 120)  # 829 MB relevance: one GEMM
-    lr_tile, ref_tile = native.patch_tile_sizes(square(384))
+    assert native.tile_sizes(square(120), relevance="gemm") == (120 * 120, 120 * 120)  # 829 MB relevance: one GEMM
+    lr_tile, ref_tile = native.tile_sizes(square(384), relevance="gemm")
     assert lr_tile >= 16384 and ref_tile >= 16384  # 384^2 = 147456 positions a side
-    assert native.patch_tile_sizes(square(384), budget=64 << 20) == (4096, 4096)
+    assert native.tile_sizes(square(384), budget=64 << 20, relevance="gemm") == (4096, 4096)
 
 
 def test_ref_chunk_caps_the_ref_tile() -> None:
     shapes = square(20, ref_side=9)
-    assert native.patch_tile_sizes(shapes) == (400, 81)
-    assert native.patch_tile_sizes(shapes, ref_chunk=5) == (400, 5)
+    assert native.tile_sizes(shapes, relevance="gemm") == (400, 81)
+    assert native.tile_sizes(shapes, ref_chunk=5, relevance="gemm") == (400, 5)
     assert native.chunk_size(shapes, ref_chunk=1000) == 81
     assert native.workspace_size(shapes, ref_chunk=5) < native.workspace_size(shapes)
     # A cap below the budget's tile: the LR tile grows to fill the budget.
-    lr_tile, ref_tile = native.patch_tile_sizes(square(384), budget=64 << 20, ref_chunk=300)
+    lr_tile, ref_tile = native.tile_sizes(square(384), budget=64 << 20, ref_chunk=300, relevance="gemm")
     assert ref_tile == 300 and lr_tile == (64 << 20) // 4 // rel_rows(300) // TILE_ALIGN * TILE_ALIGN
 
 
@@ -203,7 +203,7 @@ def test_workspace_holds_the_plan_buffers() -> None:
     shapes, budget = square(120), 16 << 20
     d, p = 9 * 256, 120 * 120
     for dtype, item in ((np.float32, 4), (np.float16, 2)):
-        lr_tile, ref_tile = native.patch_tile_sizes(shapes, dtype, budget=budget)
+        lr_tile, ref_tile = native.tile_sizes(shapes, dtype, budget=budget, relevance="gemm")
         assert lr_tile < p and ref_tile < p
         size = native.workspace_size(shapes, dtype, budget=budget, relevance="gemm")
         fixed = 2 * d * p * item + p * 4 + p * 8

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from tests._emu import emu_library
 from ttsr import contract
+from ttsr.model.search_transfer import relevance as reference_relevance
 from ttsr.plugin import native
 
 SPAN = 32  # gram_geometry.h kGramSpan: LR positions per block, Ref positions per step
@@ -48,12 +49,8 @@ def gram_search(emu: ctypes.CDLL, q: np.ndarray, k: np.ndarray, ref_chunk: int =
 
 
 def relevance(q: np.ndarray, k: np.ndarray) -> torch.Tensor:
-    """(J, P) cosine relevance of the contract's normalised patches, in float64."""
-    def patches(x: np.ndarray) -> torch.Tensor:
-        unfolded = F.unfold(torch.from_numpy(x).double()[None], contract.PATCH_SIZE,
-                            padding=contract.PATCH_SIZE // 2)
-        return F.normalize(unfolded, dim=1, eps=contract.NORM_EPS)[0]
-    return patches(k).T @ patches(q)
+    """(J, P) relevance of the PyTorch reference block, in float64."""
+    return reference_relevance(torch.from_numpy(q).double()[None], torch.from_numpy(k).double()[None])[0]
 
 
 def assert_matches_reference(q: np.ndarray, k: np.ndarray, values: np.ndarray, indices: np.ndarray) -> None:

@@ -162,13 +162,13 @@ def test_cuda_binding_plans_like_the_twin_without_a_gpu():
     # The patch paths tile by the patch rules and lay out their own buffers: their tables name the
     # tiles those paths run, and their callers allocate what those paths use.
     big = Shapes(1, 256, 120, 120, 120, 120, 256, 128, 64)
-    for relevance, tiles in (("auto", native.tile_sizes), ("gram", native.tile_sizes),
-                             ("gemm", native.patch_tile_sizes), ("fused", native.patch_tile_sizes)):
+    gram_tiles, patch_tiles = (native.tile_sizes(big, budget=64 << 20, relevance=r) for r in ("gram", "gemm"))
+    for relevance, tiles in (("auto", gram_tiles), ("gram", gram_tiles), ("gemm", patch_tiles), ("fused", patch_tiles)):
         forced = native.CudaSearchTransfer(path, relevance)
-        assert forced.tile_sizes(big, budget=64 << 20) == tiles(big, budget=64 << 20)
+        assert forced.tile_sizes(big, budget=64 << 20) == tiles
         for dtype in (np.float32, np.float16):
             assert forced.workspace_size(big, dtype) == native.workspace_size(big, dtype, relevance=relevance)
-    assert native.tile_sizes(big, budget=64 << 20) != native.patch_tile_sizes(big, budget=64 << 20)
+    assert gram_tiles != patch_tiles
     assert native.workspace_size(big, budget=64 << 20, relevance="gemm") > 3 * native.workspace_size(big, budget=64 << 20)
     with pytest.raises(ValueError, match="not supported"):
         op.workspace_size(Shapes(1, 256, 0, 4, 4, 4, 256, 128, 64))

@@ -50,13 +50,10 @@ TTSR_ST_API void ttsr_st_context_destroy(ttsr_st_context* ctx);
  * of 128 positions unless they cover a whole grid.  ref_chunk > 0 caps
  * ref_tile (the op's attribute).  Outputs do not depend on the tiling. */
 #define TTSR_ST_DEFAULT_WORKSPACE_BUDGET ((size_t)1 << 30)
-/* Gram tile sizes for these arguments; TTSR_ST_OK or an error code. */
+/* Tile sizes of the default relevance path (Gram tiles) for these arguments;
+ * TTSR_ST_OK or an error code (ttsr_st_path_tile_sizes for the other paths). */
 TTSR_ST_API int ttsr_st_tile_sizes(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
                                    size_t workspace_budget, int* lr_tile, int* ref_tile);
-/* Patch tile sizes, likewise. */
-TTSR_ST_API int ttsr_st_patch_tile_sizes(const ttsr_st_shape* shape, ttsr_st_dtype dtype,
-                                         int ref_chunk, size_t workspace_budget, int* lr_tile,
-                                         int* ref_tile);
 /* Device workspace bytes for ttsr_st_enqueue on a context of the default
  * relevance path (ttsr_st_cuda_api.h; ttsr_st_path_workspace_size for the
  * others); linear in h*w and hr*wr for a

@@ -42,6 +42,12 @@ TTSR_ST_API int ttsr_st_context_set_relevance(ttsr_st_context* ctx, int path);
  * otherwise, which is this for TTSR_ST_RELEVANCE_AUTO.  0 for invalid arguments. */
 TTSR_ST_API size_t ttsr_st_path_workspace_size(const ttsr_st_shape* shape, ttsr_st_dtype dtype,
                                                int ref_chunk, size_t workspace_budget, int path);
+/* Tiles ttsr_st_enqueue scores with on a context set to relevance `path`: Gram
+ * tiles on the Gram path, patch tiles on the others; as ttsr_st_tile_sizes
+ * otherwise, which is this for TTSR_ST_RELEVANCE_AUTO. */
+TTSR_ST_API int ttsr_st_path_tile_sizes(const ttsr_st_shape* shape, ttsr_st_dtype dtype, int ref_chunk,
+                                        size_t workspace_budget, int path, int* lr_tile,
+                                        int* ref_tile);
 /* The path (GRAM, GEMM or FUSED) ttsr_st_enqueue takes on ctx for these arguments;
  * 0 for invalid arguments. */
 TTSR_ST_API int ttsr_st_context_relevance(const ttsr_st_context* ctx, const ttsr_st_shape* shape,

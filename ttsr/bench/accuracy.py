@@ -85,14 +85,13 @@ def influenced_mask(lr_mask: Tensor, scale: int) -> Tensor:
 
 def best_two_relevances(q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
     """Top-2 cosine relevances per LR position (the reference block's relevance, in float32)."""
-    ps = contract.PATCH_SIZE
-    qn = F.normalize(F.unfold(q, ps, padding=ps // 2), dim=1, eps=contract.NORM_EPS)
-    kn = F.normalize(F.unfold(k, ps, padding=ps // 2), dim=1, eps=contract.NORM_EPS)
-    relevance = torch.bmm(kn.transpose(1, 2), qn)
-    if relevance.shape[1] == 1:
-        best = relevance[:, 0]
+    from ttsr.model.search_transfer import relevance
+
+    scores = relevance(q, k)
+    if scores.shape[1] == 1:
+        best = scores[:, 0]
         return best, torch.full_like(best, -math.inf)
-    top = relevance.topk(2, dim=1).values
+    top = scores.topk(2, dim=1).values
     return top[:, 0], top[:, 1]
 
 

@@ -16,6 +16,16 @@ from torch import Tensor, nn
 from ttsr import contract
 
 
+def relevance(q: Tensor, k: Tensor) -> Tensor:
+    """(N, Hr*Wr, H*W) cosine relevance of every Ref patch to every LR patch (contract steps 1-3)."""
+    ps = contract.PATCH_SIZE
+    q_unf = F.normalize(F.unfold(q, kernel_size=ps, padding=ps // 2), dim=1,
+                        eps=contract.NORM_EPS)
+    k_unf = F.normalize(F.unfold(k, kernel_size=ps, padding=ps // 2), dim=1,
+                        eps=contract.NORM_EPS)
+    return torch.bmm(k_unf.permute(0, 2, 1), q_unf)
+
+
 class SearchTransfer(nn.Module):
     """Relevance embedding, hard and soft attention, and texture transfer.
 
@@ -25,12 +35,7 @@ class SearchTransfer(nn.Module):
     def forward(self, q: Tensor, k: Tensor, v3: Tensor, v2: Tensor,
                 v1: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         ps = contract.PATCH_SIZE
-        q_unf = F.normalize(F.unfold(q, kernel_size=ps, padding=ps // 2), dim=1,
-                            eps=contract.NORM_EPS)
-        k_unf = F.normalize(F.unfold(k, kernel_size=ps, padding=ps // 2), dim=1,
-                            eps=contract.NORM_EPS)
-        relevance = torch.bmm(k_unf.permute(0, 2, 1), q_unf)
-        soft, hard = torch.max(relevance, dim=1)
+        soft, hard = torch.max(relevance(q, k), dim=1)
 
         height, width = q.shape[2], q.shape[3]
         textures = []

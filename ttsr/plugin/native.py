@@ -93,7 +93,7 @@ def _open(path: Path, fix: str) -> ctypes.CDLL:
     except OSError as exc:
         raise NativeLibraryError(f"cannot load {path} ({exc}): {fix}") from exc
     _declare(lib, "ttsr_st_tile_sizes", [_SHAPE_P, _INT, _INT, _SIZE, _INT_P, _INT_P], _INT)
-    _declare(lib, "ttsr_st_patch_tile_sizes", [_SHAPE_P, _INT, _INT, _SIZE, _INT_P, _INT_P], _INT)
+    _declare(lib, "ttsr_st_path_tile_sizes", [_SHAPE_P, _INT, _INT, _SIZE, _INT, _INT_P, _INT_P], _INT)
     _declare(lib, "ttsr_st_workspace_size", [_SHAPE_P, _INT, _INT, _SIZE], _SIZE)
     _declare(lib, "ttsr_st_path_workspace_size", [_SHAPE_P, _INT, _INT, _SIZE, _INT], _SIZE)
     _declare(lib, "ttsr_st_status_string", [_INT], ctypes.c_char_p)
@@ -163,12 +163,19 @@ def _check_status(lib: ctypes.CDLL, status: int, what: str) -> None:
         raise error(f"{what}: {lib.ttsr_st_status_string(status).decode()}")
 
 
+def _path_code(relevance: str) -> int:
+    if relevance not in RELEVANCE_PATHS:
+        raise ValueError(f"{OP_TYPE}: relevance must be one of {', '.join(RELEVANCE_PATHS)}, got {relevance!r}")
+    return RELEVANCE_PATHS.index(relevance)
+
+
 def _tile_sizes(lib: ctypes.CDLL, shapes: Shapes, dtype: np.dtype | type, ref_chunk: int,
-                budget: int, function: str = "ttsr_st_tile_sizes") -> tuple[int, int]:
+                budget: int, relevance: str) -> tuple[int, int]:
     shape = _Shape.of(shapes)
     lr_tile, ref_tile = ctypes.c_int(), ctypes.c_int()
-    status = getattr(lib, function)(ctypes.byref(shape), _dtype_code(dtype), _check_ref_chunk(ref_chunk),
-                                    _check_budget(budget), ctypes.byref(lr_tile), ctypes.byref(ref_tile))
+    status = lib.ttsr_st_path_tile_sizes(ctypes.byref(shape), _dtype_code(dtype), _check_ref_chunk(ref_chunk),
+                                         _check_budget(budget), _path_code(relevance), ctypes.byref(lr_tile),
+                                         ctypes.byref(ref_tile))
     if status != 0:
         raise _unsupported(shapes)
     return lr_tile.value, ref_tile.value
@@ -184,17 +191,11 @@ def _workspace_size(function: Callable[..., int], shapes: Shapes, dtype: np.dtyp
 
 
 def tile_sizes(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
-               budget: int = 0) -> tuple[int, int]:
-    """(LR, Ref) positions per Gram GEMM for a Gram block of at most ``budget`` bytes (or one grid
-    row a side; 0: the device default, 1 GiB); the host twin and the CUDA Gram path tile alike."""
-    return _tile_sizes(cpu_library(), shapes, dtype, ref_chunk, budget)
-
-
-def patch_tile_sizes(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
-                     budget: int = 0) -> tuple[int, int]:
-    """(LR, Ref) positions per patch GEMM of the CUDA patch paths (gemm, fused), for a relevance
-    block of at most ``budget`` bytes (0: 1 GiB)."""
-    return _tile_sizes(cpu_library(), shapes, dtype, ref_chunk, budget, "ttsr_st_patch_tile_sizes")
+               budget: int = 0, relevance: str = "auto") -> tuple[int, int]:
+    """(LR, Ref) positions per GEMM on the CUDA ``relevance`` path for a block of at most ``budget``
+    bytes (0: the device default, 1 GiB). auto / gram: Gram tiles (or one grid row a side), as the
+    host twin tiles; gemm / fused: patch tiles."""
+    return _tile_sizes(cpu_library(), shapes, dtype, ref_chunk, budget, relevance)
 
 
 def chunk_size(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
@@ -212,9 +213,7 @@ def workspace_size(shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chun
 
 def _path_workspace_size(lib: ctypes.CDLL, shapes: Shapes, dtype: np.dtype | type, ref_chunk: int, budget: int,
                          relevance: str) -> int:
-    if relevance not in RELEVANCE_PATHS:
-        raise ValueError(f"{OP_TYPE}: relevance must be one of {', '.join(RELEVANCE_PATHS)}, got {relevance!r}")
-    path = RELEVANCE_PATHS.index(relevance)
+    path = _path_code(relevance)
     return _workspace_size(lambda *args: lib.ttsr_st_path_workspace_size(*args, path), shapes, dtype, ref_chunk,
                            budget)
 
@@ -281,12 +280,9 @@ class CudaSearchTransfer:
     """
 
     def __init__(self, library: Path | None = None, relevance: str = "auto"):
-        if relevance not in RELEVANCE_PATHS:
-            raise ValueError(f"{OP_TYPE}: relevance must be one of {', '.join(RELEVANCE_PATHS)}, "
-                             f"got {relevance!r}")
+        self._relevance = _path_code(relevance)
         self._lib = cuda_library(library)
         self._context = ctypes.c_void_p()
-        self._relevance = RELEVANCE_PATHS.index(relevance)
 
     def open(self) -> None:
         """Creates the cuBLAS context; :class:`NativeOpError` without a usable GPU."""
@@ -319,11 +315,8 @@ class CudaSearchTransfer:
 
     def tile_sizes(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
                    budget: int = 0) -> tuple[int, int]:
-        """(LR, Ref) positions per GEMM on the path this op was opened with: the Gram tiles for
-        auto and gram, the patch tiles for gemm and fused (ttsr_st_cuda_api.h)."""
-        patch = RELEVANCE_PATHS[self._relevance] in ("gemm", "fused")
-        return _tile_sizes(self._lib, shapes, dtype, ref_chunk, budget,
-                           "ttsr_st_patch_tile_sizes" if patch else "ttsr_st_tile_sizes")
+        """(LR, Ref) positions per GEMM on the path this op was opened with (ttsr_st_cuda_api.h)."""
+        return _tile_sizes(self._lib, shapes, dtype, ref_chunk, budget, RELEVANCE_PATHS[self._relevance])
 
     def chunk_size(self, shapes: Shapes, dtype: np.dtype | type = np.float32, ref_chunk: int = 0,
                    budget: int = 0) -> int:
